@@ -1,0 +1,88 @@
+"""The `catalytic` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from shared.platform import SERVICES, service
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    info = service(args.service)
+    settings = info.module("settings").get_settings()
+    uvicorn.run(
+        info.module().app(),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from shared.worker import run_worker
+
+    spec = service(args.service).module().worker()
+    if spec is None:
+        print(f"{args.service} has no worker", file=sys.stderr)
+        return
+    asyncio.run(run_worker(spec))
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    from shared.setup import migrate_all
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        raise SystemExit("DATABASE_URL (a role that may create schemas) is required to migrate")
+    for name, applied in asyncio.run(migrate_all(url, args.service)).items():
+        print(f"{name}: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
+
+
+def _dev(args: argparse.Namespace) -> None:
+    from shared.devrun import run_dev
+
+    run_dev()
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from bench.run import main as bench_main
+
+    bench_main(args.scenarios)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="catalytic", description="Catalytic Computing platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run a service's HTTP server")
+    p.add_argument("service", choices=list(SERVICES))
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(fn=_serve)
+    p = sub.add_parser("worker", help="run a service's worker (outbox relay, consumers, jobs)")
+    p.add_argument("service", choices=list(SERVICES))
+    p.set_defaults(fn=_worker)
+    p = sub.add_parser("migrate", help="apply database migrations (all services or one)")
+    p.add_argument("service", nargs="?", choices=[n for n, s in SERVICES.items() if s.schema])
+    p.set_defaults(fn=_migrate)
+    p = sub.add_parser("dev", help="run the whole platform locally with throwaway peers")
+    p.set_defaults(fn=_dev)
+    p = sub.add_parser("bench", help="run benchmarks and print one JSON line per figure")
+    p.add_argument("scenarios", nargs="*", default=[])
+    p.set_defaults(fn=_bench)
+    args = parser.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

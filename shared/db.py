@@ -1,0 +1,49 @@
+"""Postgres access: one asyncpg pool per service, pinned to the service's schema."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+# What handlers and repositories receive: a plain connection or one borrowed from a pool.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+
+
+async def _init_connection(conn: Any) -> None:
+    # jsonb columns round-trip through msgspec: faster than json and keeps Structs encodable.
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=msgspec.json.encode,
+        decoder=msgspec.json.decode,
+        format="text",
+    )
+
+
+async def create_pool(
+    dsn: str, *, schema: str, application_name: str, min_size: int = 1, max_size: int = 10
+) -> Pool:
+    """A pool whose connections see only `schema` (plus pg_catalog) on their search path."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"search_path": schema, "application_name": application_name},
+        command_timeout=30,
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def transaction(pool: Pool) -> AsyncIterator[Connection]:
+    """The one way a boundary (request, consumer, job) opens a unit of work."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn

@@ -1,0 +1,61 @@
+"""Database preparation shared by `catalytic dev`, `catalytic migrate`, tests and benchmarks."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from shared.migrations import migrate, provision_role
+from shared.platform import SERVICES, ServiceInfo
+
+log = logging.getLogger("catalytic.setup")
+
+
+def role_url(admin_url: str, role: str, password: str) -> str:
+    parts = urlsplit(admin_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{role}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def dev_password(info: ServiceInfo) -> str:
+    return f"dev-insecure-{info.schema}"
+
+
+async def provision_dev_roles(admin_url: str) -> dict[str, str]:
+    """Create one login role per service (dev/test only); return `<SVC>_DATABASE_URL` settings."""
+    database = urlsplit(admin_url).path.lstrip("/") or "postgres"
+    env: dict[str, str] = {}
+    for info in SERVICES.values():
+        if info.schema and info.runtime_role:
+            await provision_role(admin_url, info.runtime_role, dev_password(info), database)
+            env[f"{info.name.upper()}_DATABASE_URL"] = role_url(
+                admin_url, info.runtime_role, dev_password(info)
+            )
+    return env
+
+
+async def migrate_all(admin_url: str, only: str | None = None) -> dict[str, list[str]]:
+    applied: dict[str, list[str]] = {}
+    for info in SERVICES.values():
+        if info.schema is None or (only and info.name != only):
+            continue
+        role = info.runtime_role if await _role_exists(admin_url, info.runtime_role) else None
+        if role is None:
+            log.warning(
+                "role %s does not exist: %s runs with the migrating role", info.runtime_role, info.name
+            )
+        applied[info.name] = await migrate(admin_url, info.schema, info.migrations, runtime_role=role)
+    return applied
+
+
+async def _role_exists(admin_url: str, role: str | None) -> bool:
+    if role is None:
+        return False
+    conn = await asyncpg.connect(admin_url)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role))
+    finally:
+        await conn.close()
