@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 # What handlers and repositories receive: a plain connection or one borrowed from a pool.
-Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
-Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+# Litestar resolves handler annotations at runtime, so the runtime alias must be real classes.
+if TYPE_CHECKING:
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+else:
+    Connection = Any  # msgspec (Litestar's signature model) rejects unions of classes
+    Pool = asyncpg.Pool
 
 
 async def _init_connection(conn: Any) -> None:
@@ -20,7 +25,7 @@ async def _init_connection(conn: Any) -> None:
     await conn.set_type_codec(
         "jsonb",
         schema="pg_catalog",
-        encoder=msgspec.json.encode,
+        encoder=lambda value: msgspec.json.encode(value).decode(),
         decoder=msgspec.json.decode,
         format="text",
     )

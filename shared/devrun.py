@@ -81,7 +81,7 @@ def _banner(env: dict[str, str], dev: DevEnv) -> None:
     lines = [
         "",
         "catalytic platform is running — Ctrl-C stops everything",
-        f"  gateway        {env['GATEWAY_URL']}   (docs: {env['GATEWAY_URL']}/schema)",
+        f"  gateway        {env['GATEWAY_URL']}",
         *(f"  {n:<14} {env[n.upper() + '_URL']}" for n in SERVICES if n != "gateway"),
         f"  mail           every message lands as an .eml file in {dev.mail_dir}",
         f"  smtp peer      {dev.smtp_host}:{dev.smtp_port}",

@@ -57,8 +57,13 @@ async def pool(peers: DevEnv, schema: str) -> AsyncIterator[Pool]:
     await pool.close()
 
 
+def scratch_redis_url(peers: DevEnv) -> str:
+    """Database 1: bus tests may flush it while the e2e platform keeps its streams in 0."""
+    return peers.redis_url.rsplit("/", 1)[0] + "/1"
+
+
 @pytest.fixture
 async def redis(peers: DevEnv) -> AsyncIterator[Redis]:
-    client = redis_client(peers.redis_url)
+    client = redis_client(scratch_redis_url(peers))
     yield client
     await client.aclose()

@@ -142,6 +142,7 @@ def create_app(
         if openapi
         else None,
         debug=settings.debug,
+        logging_config=None,  # ours (shared.logs) is already in place: JSON, one handler
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from shared import context
 from shared.errors import AppError
@@ -73,23 +73,14 @@ def app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[Proble
 
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
     errors = exc.extra if isinstance(exc.extra, list) else None
-    detail = exc.detail
-    code = "invalid_input"
-    if "JSON" in detail or "decode" in detail.lower() or "Malformed" in detail:
-        code = "malformed_body"
-    return problem_response(
-        400 if code == "malformed_body" else 422,
-        code,
-        "Malformed request body" if code == "malformed_body" else "Invalid input",
-        detail,
-        request.url.path,
-        errors,
-    )
+    return problem_response(422, "invalid_input", "Invalid input", exc.detail, request.url.path, errors)
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     status = exc.status_code
     code = _HTTP_CODES.get(status, "http_error" if status < 500 else "internal_error")
+    if isinstance(exc.__cause__, SerializationException):
+        code = "malformed_body"
     detail = exc.detail if status < 500 else "internal error"
     return problem_response(
         status,

@@ -15,6 +15,7 @@ from shared.bus import OutboxRelay, add_events
 from shared.db import Pool
 from shared.devstack import DevEnv
 from shared.events import Event, IdentityPing, new_event
+from tests.conftest import scratch_redis_url
 
 PROC = Path(__file__).with_name("busproc.py")
 
@@ -55,7 +56,7 @@ def spawn(mode: str, peers: DevEnv, schema: str, *extra: str) -> subprocess.Pope
             "--database-url",
             peers.database_url,
             "--redis-url",
-            peers.redis_url,
+            scratch_redis_url(peers),
             "--schema",
             schema,
             *extra,

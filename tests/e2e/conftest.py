@@ -1,0 +1,49 @@
+"""The whole platform as processes (as `make run` starts it), on ports apart from dev."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from shared.devstack import DevEnv
+from shared.platform import SERVICES
+from shared.setup import migrate_all, provision_dev_roles
+from shared.supervisor import Supervisor
+from tests.conftest import REPO
+
+PORT_OFFSET = 10_000  # gateway 18000, identity 18001, …
+
+
+@dataclass(frozen=True)
+class Platform:
+    env: dict[str, str]
+    supervisor: Supervisor
+
+    def url(self, service: str) -> str:
+        return self.env[f"{service.upper()}_URL"]
+
+
+@pytest.fixture(scope="session")
+def platform(peers: DevEnv) -> Iterator[Platform]:
+    env = {**peers.as_env(), "APP_ENV": "test", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}
+    env.update(asyncio.run(_prepare(peers.database_url)))
+    for info in SERVICES.values():
+        env[f"{info.name.upper()}_PORT"] = str(info.port + PORT_OFFSET)
+        env[f"{info.name.upper()}_URL"] = f"http://127.0.0.1:{info.port + PORT_OFFSET}"
+    sup = Supervisor(env, log_dir=REPO / ".dev" / "test" / "logs" / "platform")
+    names = list(SERVICES)
+    try:
+        sup.start_platform(names, [n for n in names if SERVICES[n].schema])
+        sup.wait_healthy({n: f"{env[n.upper() + '_URL']}/health" for n in names}, timeout=60)
+        yield Platform(env, sup)
+    finally:
+        sup.stop()
+
+
+async def _prepare(admin_url: str) -> dict[str, str]:
+    env = await provision_dev_roles(admin_url)
+    await migrate_all(admin_url)
+    return env
