@@ -55,6 +55,21 @@ def _dev(args: argparse.Namespace) -> None:
     run_dev()
 
 
+def _keys(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from shared.auth import keys
+
+    directory = Path(args.dir or f"keys/{args.env}")
+    try:
+        made = keys.generate(args.env, directory, force=args.force)
+    except keys.KeyFileExists as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"wrote {args.env} keys to {made.directory} (mode 600). Back up:")
+    for name, purpose in made.files.items():
+        print(f"  {made.directory / name}: {purpose}")
+
+
 def _bench(args: argparse.Namespace) -> None:
     from bench.run import main as bench_main
 
@@ -77,6 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=_migrate)
     p = sub.add_parser("dev", help="run the whole platform locally with throwaway peers")
     p.set_defaults(fn=_dev)
+    keys_sub = sub.add_parser("keys", help="key material").add_subparsers(dest="keys_command", required=True)
+    p = keys_sub.add_parser("generate", help="generate JWT, assertion and encryption keys (mode 600)")
+    p.add_argument("env", choices=["development", "test", "staging", "production"])
+    p.add_argument("--dir", help="target directory (default keys/<env>)")
+    p.add_argument("--force", action="store_true", help="replace existing key files")
+    p.set_defaults(fn=_keys)
     p = sub.add_parser("bench", help="run benchmarks and print one JSON line per figure")
     p.add_argument("scenarios", nargs="*", default=[])
     p.set_defaults(fn=_bench)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shared.devstack import DevEnv, DevStack
 from shared.platform import SERVICES
-from shared.setup import migrate_all, provision_dev_roles
+from shared.setup import local_keys_env, migrate_all, provision_dev_roles
 from shared.supervisor import Supervisor
 
 log = logging.getLogger("catalytic.dev")
@@ -23,6 +23,7 @@ def platform_env(dev: DevEnv) -> dict[str, str]:
     """Settings for every process; written to .dev/dev.env for `source`."""
     env = dev.as_env()
     env.update(asyncio.run(_prepare(dev.database_url)))
+    env.update(local_keys_env(ROOT / "keys", "development"))
     env.update(
         {
             "APP_ENV": "development",

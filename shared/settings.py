@@ -20,7 +20,7 @@ import msgspec
 T = TypeVar("T", bound="CommonSettings")
 
 Environment = Literal["development", "test", "production"]
-_DEV_MARKERS = ("dev-insecure", "changeme", "development")
+_DEV_MARKERS = ("dev-insecure", "changeme", "development")  # key files start with their env name
 
 
 class SettingsError(Exception):
@@ -45,6 +45,8 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     cors_allowed_origins: tuple[str, ...] = ()
     secrets_key: str = ""
+    # Public half of the gateway's caller-assertion key: upstreams verify every request with it.
+    assertion_public_key: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -58,7 +60,7 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
                 found.append("DEBUG must be false when APP_ENV=production")
             if "*" in self.cors_allowed_origins:
                 found.append("CORS_ALLOWED_ORIGINS must not contain '*' when APP_ENV=production")
-            if self.secrets_key and any(m in self.secrets_key for m in _DEV_MARKERS):
+            if self.secrets_key and self.secrets_key.split(":", 1)[0] in (*_DEV_MARKERS, "test"):
                 found.append("SECRETS_KEY is a development key; generate one with `catalytic keys generate`")
         return found
 

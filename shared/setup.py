@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from shared.auth import keys
 from shared.migrations import migrate, provision_role
 from shared.platform import SERVICES, ServiceInfo
 
 log = logging.getLogger("catalytic.setup")
+
+
+def local_keys_env(directory: Path, env: str) -> dict[str, str]:
+    """Generate a key set once (dev/test) and point the `*_FILE` settings at it."""
+    if not (directory / "secrets.key").exists():
+        keys.generate(env, directory, force=True)
+    return {
+        "JWT_PRIVATE_KEY_FILE": str(directory / "jwt_private.pem"),
+        "JWT_PUBLIC_KEY_FILE": str(directory / "jwt_public.pem"),
+        "ASSERTION_PRIVATE_KEY_FILE": str(directory / "assertion_private.pem"),
+        "ASSERTION_PUBLIC_KEY_FILE": str(directory / "assertion_public.pem"),
+        "SECRETS_KEY_FILE": str(directory / "secrets.key"),
+    }
 
 
 def role_url(admin_url: str, role: str, password: str) -> str:

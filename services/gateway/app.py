@@ -13,11 +13,7 @@ INFO = service("gateway")
 
 
 def app() -> Litestar:
-    return create_app(
-        service=INFO.name,
-        settings=get_settings(),
-        route_handlers=[],
-    )
+    return create_app(service=INFO.name, settings=get_settings(), route_handlers=[], behind_gateway=False)
 
 
 def worker() -> WorkerSpec | None:

@@ -20,10 +20,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from shared import logs, observability
+from shared.auth.assertion import AssertionVerifier
 from shared.db import Pool, create_pool
 from shared.http.middleware import request_context
 from shared.http.problems import EXCEPTION_HANDLERS
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, SettingsError
 
 ReadyCheck = Callable[[], Awaitable[None]]
 
@@ -103,10 +104,20 @@ def create_app(
     max_body_bytes: int = 1_048_576,
     cors: bool = False,
     openapi: bool = True,
+    behind_gateway: bool = True,
 ) -> Litestar:
-    """A Litestar app with problem+json errors, request ids, JSON logs, health/ready/metrics."""
+    """A Litestar app with problem+json errors, request ids, JSON logs, health/ready/metrics.
+
+    `behind_gateway` services verify the gateway's caller assertion on every route that asks
+    for `caller`/`member`/`admin` (shared.http.caller); the public key is required at startup.
+    """
     logs.configure(service, settings.log_level, settings.log_format)
     observability.init_sentry(service, settings)
+    state: dict[str, Any] = {}
+    if behind_gateway:
+        if not settings.assertion_public_key:
+            raise SettingsError(service, ["ASSERTION_PUBLIC_KEY (or ASSERTION_PUBLIC_KEY_FILE) is required"])
+        state["assertion_verifier"] = AssertionVerifier(settings.assertion_public_key, service)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -142,7 +153,8 @@ def create_app(
         if openapi
         else None,
         debug=settings.debug,
-        logging_config=None,  # ours (shared.logs) is already in place: JSON, one handler
+        logging_config=None,
+        state=State(state),  # ours (shared.logs) is already in place: JSON, one handler
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from shared.devstack import DevEnv
 from shared.platform import SERVICES
-from shared.setup import migrate_all, provision_dev_roles
+from shared.setup import local_keys_env, migrate_all, provision_dev_roles
 from shared.supervisor import Supervisor
 from tests.conftest import REPO
 
@@ -30,6 +30,7 @@ class Platform:
 def platform(peers: DevEnv) -> Iterator[Platform]:
     env = {**peers.as_env(), "APP_ENV": "test", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}
     env.update(asyncio.run(_prepare(peers.database_url)))
+    env.update(local_keys_env(REPO / ".dev" / "test" / "keys", "test"))
     for info in SERVICES.values():
         env[f"{info.name.upper()}_PORT"] = str(info.port + PORT_OFFSET)
         env[f"{info.name.upper()}_URL"] = f"http://127.0.0.1:{info.port + PORT_OFFSET}"

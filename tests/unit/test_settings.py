@@ -74,5 +74,5 @@ def test_production_refuses_debug_wildcard_cors_and_dev_keys() -> None:
     with pytest.raises(SettingsError) as err:
         load_settings(DemoSettings, "DEMO", env)
     assert len(err.value.problems) == 3
-    safe = {**env, "DEBUG": "false", "CORS_ALLOWED_ORIGINS": "https://app.example", "SECRETS_KEY": "Zk9x"}
+    safe = {**env, "DEBUG": "false", "CORS_ALLOWED_ORIGINS": "https://app.example", "SECRETS_KEY": "production:Zk9x"}
     assert load_settings(DemoSettings, "DEMO", safe).is_production

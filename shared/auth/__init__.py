@@ -1,0 +1,1 @@
+"""Auth primitives shared by identity (issuer), the gateway (verifier) and every upstream."""
