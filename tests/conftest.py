@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,13 +17,18 @@ from shared.ids import uuid7
 from shared.migrations import migrate
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_PORTS = Ports(postgres=55433, redis=56380, smtp=1026, stripe=8421)
+# CATALYTIC_TEST_SLOT=N moves every port and directory, so several suites can run at once.
+SLOT = int(os.environ.get("CATALYTIC_TEST_SLOT", "0"))
+TEST_PORTS = Ports(
+    postgres=55433 + 10 * SLOT, redis=56380 + 10 * SLOT, smtp=1026 + 10 * SLOT, stripe=8421 + 10 * SLOT
+)
+TEST_ROOT = REPO / ".dev" / (f"test{SLOT}" if SLOT else "test")
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     # Ports apart from `make run`'s, so the suite runs while a dev stack is up.
-    stack = DevStack(REPO / ".dev" / "test", TEST_PORTS, peers=False, fast=True)
+    stack = DevStack(TEST_ROOT, TEST_PORTS, peers=False, fast=True)
     stack.start()
     try:
         yield stack

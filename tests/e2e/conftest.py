@@ -12,9 +12,9 @@ from shared.devstack import DevEnv
 from shared.platform import SERVICES
 from shared.setup import local_keys_env, migrate_all, provision_dev_roles
 from shared.supervisor import Supervisor
-from tests.conftest import REPO
+from tests.conftest import SLOT, TEST_ROOT
 
-PORT_OFFSET = 10_000  # gateway 18000, identity 18001, …
+PORT_OFFSET = 10_000 + 100 * SLOT  # gateway 18000, identity 18001, …
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,11 @@ class Platform:
 def platform(peers: DevEnv) -> Iterator[Platform]:
     env = {**peers.as_env(), "APP_ENV": "test", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}
     env.update(asyncio.run(_prepare(peers.database_url)))
-    env.update(local_keys_env(REPO / ".dev" / "test" / "keys", "test"))
+    env.update(local_keys_env(TEST_ROOT / "keys", "test"))
     for info in SERVICES.values():
         env[f"{info.name.upper()}_PORT"] = str(info.port + PORT_OFFSET)
         env[f"{info.name.upper()}_URL"] = f"http://127.0.0.1:{info.port + PORT_OFFSET}"
-    sup = Supervisor(env, log_dir=REPO / ".dev" / "test" / "logs" / "platform")
+    sup = Supervisor(env, log_dir=TEST_ROOT / "logs" / "platform")
     names = list(SERVICES)
     try:
         sup.start_platform(names, [n for n in names if SERVICES[n].schema])

@@ -18,8 +18,11 @@ import pytest
 from shared.devstack import DevEnv, DevStack, DevStackError, Ports
 from shared.devstack import redis as devredis
 from shared.devstack.procs import port_open
+from tests.conftest import SLOT
 
-PORTS = Ports(postgres=55532, redis=56479, smtp=1125, stripe=8520)
+PORTS = Ports(
+    postgres=55532 + 10 * SLOT, redis=56479 + 10 * SLOT, smtp=1125 + 10 * SLOT, stripe=8520 + 10 * SLOT
+)
 
 
 def psql_select_1(url: str) -> str:
@@ -75,8 +78,8 @@ def test_devstack_end_to_end(stack_root: Path, monkeypatch: pytest.MonkeyPatch) 
     try:
         env = stack.start()
         assert stack.start() is env  # idempotent
-        assert env.database_url == "postgresql://postgres:postgres@127.0.0.1:55532/catalytic"
-        assert env.as_env()["SMTP_PORT"] == "1125"
+        assert env.database_url == f"postgresql://postgres:postgres@127.0.0.1:{PORTS.postgres}/catalytic"
+        assert env.as_env()["SMTP_PORT"] == str(PORTS.smtp)
 
         assert psql_select_1(env.database_url) == "1"
         assert redis_ping(PORTS.redis).startswith(b"+PONG")

@@ -69,10 +69,15 @@ def test_production_refuses_debug_wildcard_cors_and_dev_keys() -> None:
         "APP_ENV": "production",
         "DEBUG": "true",
         "CORS_ALLOWED_ORIGINS": "*",
-        "SECRETS_KEY": "dev-insecure-key",
+        "SECRETS_KEY": "development:c2VjcmV0",
     }
     with pytest.raises(SettingsError) as err:
         load_settings(DemoSettings, "DEMO", env)
     assert len(err.value.problems) == 3
-    safe = {**env, "DEBUG": "false", "CORS_ALLOWED_ORIGINS": "https://app.example", "SECRETS_KEY": "production:Zk9x"}
+    safe = {
+        **env,
+        "DEBUG": "false",
+        "CORS_ALLOWED_ORIGINS": "https://app.example",
+        "SECRETS_KEY": "production:Zk9x",
+    }
     assert load_settings(DemoSettings, "DEMO", safe).is_production
