@@ -372,6 +372,34 @@ class QuotaExceeded(Payload, frozen=True, kw_only=True):
     used: int
 
 
+# --- gateway --------------------------------------------------------------------------
+
+
+class UsageRecord(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """One request through the gateway; array_like keeps a batch of thousands compact."""
+
+    request_id: str
+    at: datetime
+    tenant_id: UUID | None
+    user_id: UUID | None
+    api_key_id: UUID | None
+    method: str
+    route: str  # the upstream's route prefix or template, never the raw path (cardinality)
+    status: int
+    latency_ms: float
+    bytes_in: int
+    bytes_out: int
+    ip: str | None = None
+
+
+@register(GATEWAY_REQUESTS_STREAM)
+class RequestBatch(Payload, frozen=True, kw_only=True):
+    """Many usage records in one stream entry: the gateway never XADDs per request."""
+
+    TYPE = "gateway.requests.batch"
+    records: list[UsageRecord]
+
+
 # --- platform (smoke checks of the bus itself) ----------------------------------------
 
 

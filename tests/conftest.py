@@ -28,7 +28,7 @@ TEST_ROOT = REPO / ".dev" / (f"test{SLOT}" if SLOT else "test")
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     # Ports apart from `make run`'s, so the suite runs while a dev stack is up.
-    stack = DevStack(TEST_ROOT, TEST_PORTS, peers=False, fast=True)
+    stack = DevStack(TEST_ROOT, TEST_PORTS, peers=True, fast=True)
     stack.start()
     try:
         yield stack
@@ -65,6 +65,7 @@ async def pool(peers: DevEnv, schema: str) -> AsyncIterator[Pool]:
 
 def scratch_redis_url(peers: DevEnv) -> str:
     """Database 1: bus tests may flush it while the e2e platform keeps its streams in 0."""
+    # (Database 2 and up are free for other suites that need a scratch Redis.)
     return peers.redis_url.rsplit("/", 1)[0] + "/1"
 
 
