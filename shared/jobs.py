@@ -1,0 +1,94 @@
+"""arq for work that must wait or retry: one queue per service, msgspec (not pickle), idempotent ids.
+
+The pattern for jobs born in a transaction: write the durable intent (a row: the email to
+send, the delivery to attempt) in that transaction, enqueue after commit with `_job_id`
+derived from the row, and let a sweeper cron enqueue rows whose job went missing (a crash
+between commit and enqueue). A duplicate enqueue is a no-op while the job or its result
+exists, and the job itself re-checks the row's state, so nothing is done twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import msgspec
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from arq.cron import CronJob
+from arq.worker import Function, Worker
+
+from shared.http.app import Resources
+
+log = logging.getLogger("catalytic.jobs")
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def serialize(job: dict[str, Any]) -> bytes:
+    return _encoder.encode(job)
+
+
+def deserialize(raw: bytes) -> dict[str, Any]:
+    decoded: dict[str, Any] = msgspec.msgpack.decode(raw)
+    return decoded
+
+
+def queue_name(service: str) -> str:
+    return f"arq:queue:{service}"
+
+
+async def connect(redis_url: str, service: str) -> ArqRedis:
+    return await create_pool(
+        RedisSettings.from_dsn(redis_url),
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        default_queue_name=queue_name(service),
+    )
+
+
+async def enqueue(
+    queue: ArqRedis, function: str, *args: Any, job_id: str, defer_by: float | None = None
+) -> bool:
+    """Enqueue once per `job_id`; False when that job is already queued, running or done."""
+    job = await queue.enqueue_job(function, *args, _job_id=job_id, _defer_by=defer_by)
+    return job is not None
+
+
+def worker_task(
+    service: str,
+    functions: Sequence[Function | Callable[..., Any]],
+    cron_jobs: Sequence[CronJob] = (),
+    max_tries: int = 8,
+) -> Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]:
+    """A WorkerSpec.extra_tasks entry running an arq worker beside the relay and consumers.
+
+    Jobs get `ctx["resources"]` (the worker's pool and redis) and `ctx["queue"]`.
+    """
+
+    async def run(resources: Resources, stop: asyncio.Event) -> None:
+        queue = await connect(resources.settings.redis_url, service)
+        worker = Worker(
+            functions=list(functions),
+            cron_jobs=list(cron_jobs),
+            redis_pool=queue,
+            queue_name=queue_name(service),
+            handle_signals=False,
+            max_tries=max_tries,
+            job_serializer=serialize,
+            job_deserializer=deserialize,
+            keep_result=86_400,
+            ctx={"resources": resources, "queue": queue},
+            poll_delay=0.1,
+        )
+        task = asyncio.create_task(worker.async_run())
+        try:
+            await stop.wait()
+        finally:
+            await worker.close()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    return run
