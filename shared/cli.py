@@ -70,6 +70,31 @@ def _keys(args: argparse.Namespace) -> None:
         print(f"  {made.directory / name}: {purpose}")
 
 
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        raise SystemExit("DATABASE_URL (a role that owns the service schemas) is required")
+    return url
+
+
+def _backup(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from shared.ops import backup
+
+    dump = backup.backup(_database_url(), Path(args.dir), retention_days=args.retention_days)
+    print(f"backup written: {dump} ({dump.stat().st_size} bytes)")
+
+
+def _restore(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from shared.ops import backup
+
+    backup.restore(_database_url(), Path(args.file))
+    print(f"restored {args.file}")
+
+
 def _bench(args: argparse.Namespace) -> None:
     from bench.run import main as bench_main
 
@@ -98,6 +123,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dir", help="target directory (default keys/<env>)")
     p.add_argument("--force", action="store_true", help="replace existing key files")
     p.set_defaults(fn=_keys)
+    p = sub.add_parser("backup", help="dump every service schema (gzip'd SQL) and prune old dumps")
+    p.add_argument("--dir", default=os.environ.get("BACKUP_DIR", "backups"))
+    p.add_argument("--retention-days", type=int, default=int(os.environ.get("BACKUP_RETENTION_DAYS", "14")))
+    p.set_defaults(fn=_backup)
+    p = sub.add_parser("restore", help="load a dump made by `catalytic backup` into an empty database")
+    p.add_argument("file")
+    p.set_defaults(fn=_restore)
     p = sub.add_parser("bench", help="run benchmarks and print one JSON line per figure")
     p.add_argument("scenarios", nargs="*", default=[])
     p.set_defaults(fn=_bench)

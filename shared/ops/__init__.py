@@ -1,0 +1,1 @@
+"""Operator commands: backups, preflight checks, environment files, legacy import."""
