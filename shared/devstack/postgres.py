@@ -43,7 +43,7 @@ def psql_ok(url: str, timeout: int = 3) -> bool:
     env = {**os.environ, "PGCONNECT_TIMEOUT": str(timeout)}
     try:
         argv = [str(bin_dir() / "psql"), url, "-XtAc", "select 1"]
-        done = subprocess.run(argv, env=env, capture_output=True, timeout=timeout + 5, check=False)  # noqa: S603
+        done = subprocess.run(argv, env=env, capture_output=True, timeout=timeout + 5, check=False)
     except (OSError, subprocess.TimeoutExpired, DevStackError):
         return False
     return done.returncode == 0 and done.stdout.strip() == b"1"
@@ -99,7 +99,7 @@ class PostgresCluster:
         if self.as_root:  # initdb and postgres refuse to run as root
             argv = ["runuser", "-u", USER, "--", *argv]
         # cwd inside pg_dir: the postgres user may not be able to getcwd() in the caller's directory.
-        return subprocess.run(argv, cwd=self.pg_dir, capture_output=True, text=True, check=False)  # noqa: S603
+        return subprocess.run(argv, cwd=self.pg_dir, capture_output=True, text=True, check=False)
 
     def _prepare_dirs(self) -> None:
         self.pg_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ class PostgresCluster:
             for path in (self.pg_dir, self.log_path):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
             probe = ["runuser", "-u", USER, "--", "test", "-w", str(self.pg_dir)]
-            if subprocess.run(probe, check=False).returncode:  # noqa: S603
+            if subprocess.run(probe, check=False).returncode:
                 raise DevStackError(
                     f"the postgres OS user cannot reach {self.pg_dir}; use a devstack root whose parent "
                     "directories are world-searchable (e.g. under /tmp via tempfile.mkdtemp + chmod 755)"
@@ -189,7 +189,7 @@ class PostgresCluster:
 
     def _isready(self) -> bool:
         argv = [str(self.bin / "pg_isready"), "-q", "-h", HOST, "-p", str(self.port), "-t", "2"]
-        return subprocess.run(argv, check=False).returncode == 0  # noqa: S603
+        return subprocess.run(argv, check=False).returncode == 0
 
     def _ready_within(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -208,7 +208,7 @@ class PostgresCluster:
         def psql(sql: str) -> subprocess.CompletedProcess[str]:
             admin_url = self.url.rsplit("/", 1)[0] + "/postgres"
             argv = [str(self.bin / "psql"), admin_url, "-XtAc", sql]
-            return subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+            return subprocess.run(argv, capture_output=True, text=True, check=False)
 
         found = psql(f"select 1 from pg_database where datname = '{DATABASE}'")
         if found.returncode != 0:

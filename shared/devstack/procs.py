@@ -61,7 +61,7 @@ class Child:
         if setpriv and threading.current_thread() is threading.main_thread():
             cmd = [setpriv, "--pdeathsig", "TERM", "--", *cmd]
         with open(log_path, "ab") as out:
-            self.proc = subprocess.Popen(  # noqa: S603 - argv built by us, no shell
+            self.proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -64,9 +64,9 @@ def redis_server_binary() -> str:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", "redis-server"]
     # A fresh image often has no package lists yet, so retry once after an update.
-    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:  # noqa: S603
+    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)  # noqa: S607
-        done = subprocess.run(install, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        done = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise DevStackError(
                 f"apt-get install redis-server failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
