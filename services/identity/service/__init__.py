@@ -1,0 +1,1 @@
+"""Domain logic of the identity service (no HTTP, no SQL)."""
