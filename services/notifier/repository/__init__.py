@@ -1,0 +1,1 @@
+"""Every SQL statement of the notifier, by area: contacts projection, emails, webhooks."""
