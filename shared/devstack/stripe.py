@@ -1,4 +1,4 @@
-"""localstripe (a fake Stripe API) as a subprocess; kept tiny so a richer fake can replace it."""
+"""The fake Stripe (localstripe extended by shared.devstack.fakestripe) as a subprocess."""
 
 from __future__ import annotations
 
@@ -26,15 +26,16 @@ def http_answers(host: str, port: int) -> bool:
 
 
 def start_localstripe(port: int, log_dir: Path, *, from_scratch: bool = True) -> Child:
-    """Start localstripe on `port` and wait until it answers HTTP.
+    """Start the fake Stripe on `port` and wait until it answers HTTP.
 
-    localstripe persists its state in the global /tmp/localstripe.pickle; `from_scratch`
-    ignores that file on start (tests want a clean fake, dev may want its customers back)."""
-    script = Path(sys.executable).parent / "localstripe"  # same venv as this interpreter
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "localstripe"]
-    argv += ["--port", str(port)]
+    localstripe alone keeps its state in the global /tmp/localstripe.pickle; the fake keeps it
+    per stack, in `<stack root>/fakestripe.pickle`. `from_scratch` (tests) starts empty and
+    keeps nothing; otherwise (dev) the customers and subscriptions of the last run come back."""
+    argv = [sys.executable, "-m", "shared.devstack.fakestripe", "--host", HOST, "--port", str(port)]
     if from_scratch:
         argv.append("--from-scratch")
+    else:
+        argv += ["--state", str(log_dir.parent / "fakestripe.pickle")]
     child = Child("localstripe", argv, log_dir / "localstripe.log")
     child.wait_ready(lambda: http_answers(HOST, port), READY_TIMEOUT, f"HTTP answer on port {port}")
     return child

@@ -1,0 +1,75 @@
+"""Every SQL statement of the billing service (asyncpg, returning the Structs of models.py)."""
+
+from __future__ import annotations
+
+from services.billing.repository.accounts import (
+    add_checkout,
+    add_customer,
+    billable_tenants,
+    checkout_record,
+    close_open_checkouts,
+    current_subscription,
+    customer_of,
+    invoices,
+    lock,
+    next_checkout_seq,
+    open_checkout,
+    other_entitled,
+    save_invoice,
+    save_subscription,
+    set_checkout_status,
+    subscription,
+    tenant_of_customer,
+)
+from services.billing.repository.contacts import (
+    contact,
+    remove_user,
+    set_user_role,
+    upsert_tenant,
+    upsert_user,
+)
+from services.billing.repository.overage import ack_overage, overage_report, set_overage_pending
+from services.billing.repository.stripe_events import (
+    claim_event,
+    finish_event,
+    first_notice,
+    next_due_in,
+    postpone_event,
+    prune_events,
+    store_event,
+)
+
+__all__ = [
+    "ack_overage",
+    "add_checkout",
+    "add_customer",
+    "billable_tenants",
+    "checkout_record",
+    "claim_event",
+    "close_open_checkouts",
+    "contact",
+    "current_subscription",
+    "customer_of",
+    "finish_event",
+    "first_notice",
+    "invoices",
+    "lock",
+    "next_checkout_seq",
+    "next_due_in",
+    "open_checkout",
+    "other_entitled",
+    "overage_report",
+    "postpone_event",
+    "prune_events",
+    "remove_user",
+    "save_invoice",
+    "save_subscription",
+    "set_checkout_status",
+    "set_overage_pending",
+    "set_user_role",
+    "store_event",
+    "subscription",
+    "tenant_of_customer",
+    "upsert_tenant",
+    "upsert_user",
+]
