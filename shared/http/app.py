@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from shared import logs, observability
 from shared.auth.assertion import AssertionVerifier
 from shared.db import Pool, create_pool
+from shared.http import litestar_fix
 from shared.http.middleware import request_context
 from shared.http.problems import EXCEPTION_HANDLERS
 from shared.settings import CommonSettings, SettingsError
@@ -113,6 +114,7 @@ def create_app(
     """
     logs.configure(service, settings.log_level, settings.log_format)
     observability.init_sentry(service, settings)
+    litestar_fix.install()
     state: dict[str, Any] = {}
     if behind_gateway:
         if not settings.assertion_public_key:
