@@ -40,11 +40,17 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> None:
-    from shared.setup import migrate_all
+    from shared.setup import migrate_all, provision_roles_from_env
 
     url = os.environ.get("DATABASE_URL", "")
     if not url:
         raise SystemExit("DATABASE_URL (a role that may create schemas) is required to migrate")
+    if args.create_roles:
+        try:
+            roles = asyncio.run(provision_roles_from_env(url, os.environ))
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        print(f"login roles ready: {', '.join(roles) or 'none (no <SERVICE>_DATABASE_URL set)'}")
     for name, applied in asyncio.run(migrate_all(url, args.service)).items():
         print(f"{name}: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
 
@@ -53,6 +59,12 @@ def _dev(args: argparse.Namespace) -> None:
     from shared.devrun import run_dev
 
     run_dev()
+
+
+def _checkout_complete(args: argparse.Namespace) -> None:
+    from shared.devstack.fakestripe.cli import main as checkout_complete
+
+    raise SystemExit(checkout_complete(args.session_id, args.to))
 
 
 def _keys(args: argparse.Namespace) -> None:
@@ -95,6 +107,12 @@ def _restore(args: argparse.Namespace) -> None:
     print(f"restored {args.file}")
 
 
+def _email_test(args: argparse.Namespace) -> None:
+    from services.notifier.cli import send_test
+
+    raise SystemExit(send_test(args.to))
+
+
 def _bench(args: argparse.Namespace) -> None:
     from bench.run import main as bench_main
 
@@ -114,9 +132,19 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=_worker)
     p = sub.add_parser("migrate", help="apply database migrations (all services or one)")
     p.add_argument("service", nargs="?", choices=[n for n, s in SERVICES.items() if s.schema])
+    p.add_argument(
+        "--create-roles",
+        action="store_true",
+        help="first create or update each service's login role from <SERVICE>_DATABASE_URL",
+    )
     p.set_defaults(fn=_migrate)
     p = sub.add_parser("dev", help="run the whole platform locally with throwaway peers")
     p.set_defaults(fn=_dev)
+    dev_sub = p.add_subparsers(dest="dev_command")
+    p = dev_sub.add_parser("checkout-complete", help="pay a checkout in the fake Stripe, send its webhooks")
+    p.add_argument("session_id")
+    p.add_argument("--to", default="auto", help="auto (default), gateway, billing, or a webhook URL")
+    p.set_defaults(fn=_checkout_complete)
     keys_sub = sub.add_parser("keys", help="key material").add_subparsers(dest="keys_command", required=True)
     p = keys_sub.add_parser("generate", help="generate JWT, assertion and encryption keys (mode 600)")
     p.add_argument("env", choices=["development", "test", "staging", "production"])
@@ -130,6 +158,11 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("restore", help="load a dump made by `catalytic backup` into an empty database")
     p.add_argument("file")
     p.set_defaults(fn=_restore)
+    email = sub.add_parser("email", help="email tools")
+    email_sub = email.add_subparsers(dest="email_command", required=True)
+    p = email_sub.add_parser("test", help="send a test email with the notifier's SMTP settings")
+    p.add_argument("--to", required=True, help="recipient address")
+    p.set_defaults(fn=_email_test)
     p = sub.add_parser("bench", help="run benchmarks and print one JSON line per figure")
     p.add_argument("scenarios", nargs="*", default=[])
     p.set_defaults(fn=_bench)

@@ -32,6 +32,8 @@ def platform_env(dev: DevEnv) -> dict[str, str]:
             "SMTP_URL": f"smtp://{dev.smtp_host}:{dev.smtp_port}",
             "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_dev_insecure_local"),
             "GATEWAY_URL": f"http://127.0.0.1:{SERVICES['gateway'].port}",
+            # Tenant webhooks may reach this machine (loopback only), so developers can receive them.
+            "NOTIFIER_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
         }
     )
     for info in SERVICES.values():

@@ -263,6 +263,43 @@ class TenantPlanChanged(Payload, frozen=True, kw_only=True):
     new_plan: str
 
 
+@register(IDENTITY_STREAM)
+class TenantUpdated(Payload, frozen=True, kw_only=True):
+    TYPE = "identity.tenant.updated"
+    name: str
+
+
+@register(IDENTITY_STREAM)
+class EmailVerified(Payload, frozen=True, kw_only=True):
+    TYPE = "identity.email.verified"
+    user_id: UUID
+    email: str
+
+
+@register(IDENTITY_STREAM)
+class InvitationRevoked(Payload, frozen=True, kw_only=True):
+    TYPE = "identity.invitation.revoked"
+    invitation_id: UUID
+    email: str
+
+
+@register(IDENTITY_STREAM)
+class SessionCreated(Payload, frozen=True, kw_only=True):
+    """A login (password, registration, accepted invitation or password change) began."""
+
+    TYPE = "identity.session.created"
+    user_id: UUID
+    family_id: UUID
+    method: str = "password"
+
+
+@register(IDENTITY_STREAM)
+class SessionRefreshed(Payload, frozen=True, kw_only=True):
+    TYPE = "identity.session.refreshed"
+    user_id: UUID
+    family_id: UUID
+
+
 # --- billing --------------------------------------------------------------------------
 
 
@@ -390,6 +427,9 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     bytes_in: int
     bytes_out: int
     ip: str | None = None
+    # True when the gateway counted this call toward the tenant's monthly quota (quota_key);
+    # usage rebuilds the counter from the records that have it.
+    metered: bool = False
 
 
 @register(GATEWAY_REQUESTS_STREAM)

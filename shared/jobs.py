@@ -10,6 +10,7 @@ exists, and the job itself re-checks the row's state, so nothing is done twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.cron import CronJob
 from arq.worker import Function, Worker
+from redis.exceptions import RedisError
 
 from shared.http.app import Resources
 
@@ -69,26 +71,44 @@ def worker_task(
     """
 
     async def run(resources: Resources, stop: asyncio.Event) -> None:
-        queue = await connect(resources.settings.redis_url, service)
-        worker = Worker(
-            functions=list(functions),
-            cron_jobs=list(cron_jobs),
-            redis_pool=queue,
-            queue_name=queue_name(service),
-            handle_signals=False,
-            max_tries=max_tries,
-            job_serializer=serialize,
-            job_deserializer=deserialize,
-            keep_result=86_400,
-            ctx={"resources": resources, "queue": queue},
-            poll_delay=0.1,
-        )
-        task = asyncio.create_task(worker.async_run())
-        try:
-            await stop.wait()
-        finally:
-            await worker.close()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        # arq's loop ends on a Redis error (a restart, a failover); start a fresh one until stopped.
+        while not stop.is_set():
+            try:
+                queue = await connect(resources.settings.redis_url, service)
+            except (OSError, RedisError) as exc:
+                log.warning("arq worker for %s cannot reach Redis (%s); retrying", service, exc)
+                await _sleep_unless(stop, 1.0)
+                continue
+            worker = Worker(
+                functions=list(functions),
+                cron_jobs=list(cron_jobs),
+                redis_pool=queue,
+                queue_name=queue_name(service),
+                handle_signals=False,
+                max_tries=max_tries,
+                job_serializer=serialize,
+                job_deserializer=deserialize,
+                keep_result=86_400,
+                ctx={"resources": resources, "queue": queue},
+                poll_delay=0.1,
+            )
+            task = asyncio.create_task(worker.async_run())
+            stopper = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+                with contextlib.suppress(Exception):
+                    await worker.close()
+                task.cancel()
+                outcome = (await asyncio.gather(task, return_exceptions=True))[0]
+            if not stop.is_set():
+                log.warning("arq worker for %s stopped (%r); starting it again", service, outcome)
+                await _sleep_unless(stop, 1.0)
 
     return run
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -50,6 +51,35 @@ async def provision_dev_roles(admin_url: str) -> dict[str, str]:
                 admin_url, info.runtime_role, dev_password(info)
             )
     return env
+
+
+def role_passwords_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Login role -> password, from each service's `<SERVICE>_DATABASE_URL` (or `…_FILE`).
+
+    A deployment configures each password once, in the URL the service connects with; services
+    without such a URL are left out."""
+    found: dict[str, str] = {}
+    for info in SERVICES.values():
+        if not info.schema or not info.runtime_role:
+            continue
+        var = f"{info.name.upper()}_DATABASE_URL"
+        url = env.get(var) or (Path(env[f"{var}_FILE"]).read_text().strip() if env.get(f"{var}_FILE") else "")
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.username != info.runtime_role or not parts.password:
+            raise ValueError(f"{var} must name the role {info.runtime_role} and its password")
+        found[info.runtime_role] = unquote(parts.password)
+    return found
+
+
+async def provision_roles_from_env(admin_url: str, env: Mapping[str, str]) -> list[str]:
+    """Create or update the login roles named by `role_passwords_from_env` (compose's `migrate`)."""
+    database = urlsplit(admin_url).path.lstrip("/") or "postgres"
+    roles = role_passwords_from_env(env)
+    for role, password in roles.items():
+        await provision_role(admin_url, role, password, database)
+    return list(roles)
 
 
 async def migrate_all(admin_url: str, only: str | None = None) -> dict[str, list[str]]:

@@ -74,3 +74,8 @@ async def redis(peers: DevEnv) -> AsyncIterator[Redis]:
     client = redis_client(scratch_redis_url(peers))
     yield client
     await client.aclose()
+
+
+# One session-wide platform for every suite (e2e, services, gateway): registered here only,
+# so no directory gets a second copy of it.
+from tests.platform import platform  # noqa: E402, F401

@@ -31,6 +31,26 @@ def platform(peers: DevEnv) -> Iterator[Platform]:
     env = {**peers.as_env(), "APP_ENV": "test", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}
     env.update(asyncio.run(_prepare(peers.database_url)))
     env.update(local_keys_env(TEST_ROOT / "keys", "test"))
+    # Usage: claim a killed worker's batches, rebuild quota counters and publish key use in
+    # seconds rather than minutes.
+    env.update(
+        {
+            "USAGE_CLAIM_IDLE_MS": "2000",
+            "USAGE_CLAIM_INTERVAL_SECONDS": "0.5",
+            "USAGE_QUOTA_TICK_SECONDS": "0.2",
+            "USAGE_QUOTA_SETTLE_SECONDS": "3",
+            "USAGE_KEY_FLUSH_SECONDS": "0.5",
+        }
+    )
+    # Billing: Stripe webhook secrets (two, as during a rotation; tests sign with both).
+    env["STRIPE_WEBHOOK_SECRET"] = "whsec_test_catalytic_e2e,whsec_test_catalytic_next"
+    # Notifier: tenant webhooks may reach test receivers on 127.0.0.2 (every other private or
+    # loopback address stays refused); links in emails point to a recognisable frontend.
+    env["NOTIFIER_WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.2/32"
+    env["NOTIFIER_FRONTEND_URL"] = "https://app.e2e.test"
+    # Identity: cheap argon2 parameters (a setting production refuses) keep login-heavy suites
+    # fast on a shared machine; the OWASP parameters are checked on their own and benchmarked.
+    env["IDENTITY_PASSWORD_HASH_PROFILE"] = "test"
     for info in SERVICES.values():
         env[f"{info.name.upper()}_PORT"] = str(info.port + PORT_OFFSET)
         env[f"{info.name.upper()}_URL"] = f"http://127.0.0.1:{info.port + PORT_OFFSET}"

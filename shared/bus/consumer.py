@@ -81,7 +81,9 @@ class Consumer(Generic[D]):
                     next_claim = time.monotonic() + cfg.claim_interval_s
                 await self.read_once(block_ms=cfg.block_ms)
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # Redis 7 answers a read blocked on a stream deleted under it (FLUSHDB, data
+                # loss) with "UNBLOCKED the stream key no longer exists"; later reads get NOGROUP.
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 log.warning("consumer group %s missing (Redis lost its data?); recreating", cfg.group)
                 await self._ensure_groups()

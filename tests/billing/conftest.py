@@ -21,11 +21,8 @@ from shared.devstack import DevEnv
 from shared.devstack.fakestripe.signing import sign
 from shared.events import BILLING_STREAM, Event, decode
 from shared.http.app import redis_client
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import Platform
+from tests.platform import Platform
 from tests.support import anonymous, as_caller
-
-platform = e2e.platform  # the session fixture that runs every service and worker
 
 T = TypeVar("T")
 KEY = "sk_test_catalytic_local"

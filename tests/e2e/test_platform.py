@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 
+import asyncpg
 import httpx
 import pytest
 
 from shared.platform import SERVICES
-from tests.e2e.conftest import Platform
+from tests.platform import Platform
+from tests.support import anonymous, as_service
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
@@ -33,23 +37,54 @@ def test_request_id_is_echoed_or_made(platform: Platform) -> None:
     assert len(made.headers["x-request-id"]) == 32
 
 
+def _produce(platform: Platform, producer: str) -> tuple[str, str]:
+    """Make `producer` write one event; return its id and type."""
+    corr = f"corr-{producer}-0001"
+    if producer == "billing":
+        sent = httpx.post(
+            f"{platform.url(producer)}/internal/ping", json={"note": "hello"}, headers={"X-Request-ID": corr}
+        )
+        assert sent.status_code == 202, sent.text
+        return sent.json()["event_id"], "billing.ping"
+    # Identity has no smoke route: a registration is its simplest real state change.
+    body = {"email": f"bus-{uuid.uuid4().hex[:12]}@example.com", "password": "Velvet-Orbit-Lantern-42"}
+    body["company_name"] = "Bus Check"
+    sent = httpx.post(
+        f"{platform.url(producer)}/auth/register",
+        json=body,
+        headers={**anonymous("identity"), "X-Request-ID": corr},
+    )
+    assert sent.status_code == 201, sent.text
+    event_id = asyncio.run(_outbox_event(platform, "identity.tenant.created", sent.json()["user_id"]))
+    return event_id, "identity.tenant.created"
+
+
+async def _outbox_event(platform: Platform, type_: str, owner: str) -> str:
+    conn = await asyncpg.connect(platform.env["DATABASE_URL"])
+    try:
+        found = await conn.fetchval(
+            "SELECT id::text FROM identity.outbox WHERE type = $1"
+            " AND convert_from(payload, 'UTF8')::jsonb #>> '{data,owner_user_id}' = $2",
+            type_,
+            owner,
+        )
+    finally:
+        await conn.close()
+    assert found is not None
+    return str(found)
+
+
 @pytest.mark.parametrize("producer", ["identity", "billing"])
 def test_event_travels_outbox_to_stream_to_audit(platform: Platform, producer: str) -> None:
-    sent = httpx.post(
-        f"{platform.url(producer)}/internal/ping",
-        json={"note": "hello"},
-        headers={"X-Request-ID": f"corr-{producer}-0001"},
-    )
-    assert sent.status_code == 202, sent.text
-    event_id = sent.json()["event_id"]
+    event_id, action = _produce(platform, producer)
     deadline = time.monotonic() + 15
     while True:
-        got = httpx.get(f"{platform.url('usage')}/internal/audit/{event_id}")
+        got = httpx.get(f"{platform.url('usage')}/internal/audit/{event_id}", headers=as_service("usage"))
         if got.status_code == 200 or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     assert got.status_code == 200, got.text
-    assert got.json()["action"] == f"{producer}.ping"
+    assert got.json()["action"] == action
 
 
 @pytest.mark.parametrize(
@@ -62,9 +97,9 @@ def test_event_travels_outbox_to_stream_to_audit(platform: Platform, producer: s
 )
 def test_bad_input_gets_problem_json(platform: Platform, body: bytes, status: int, code: str) -> None:
     resp = httpx.post(
-        f"{platform.url('identity')}/internal/ping",
+        f"{platform.url('identity')}/auth/login",
         content=body,
-        headers={"Content-Type": "application/json"},
+        headers={**anonymous("identity"), "Content-Type": "application/json"},
     )
     assert resp.status_code == status
     assert resp.headers["content-type"].startswith("application/problem+json")
@@ -79,15 +114,18 @@ def test_unknown_route_and_oversized_body(platform: Platform) -> None:
     assert missing.status_code == 404
     assert missing.json()["code"] == "not_found"
     huge = httpx.post(
-        f"{platform.url('identity')}/internal/ping",
+        f"{platform.url('identity')}/auth/login",
         content=b"x" * (2 * 1024 * 1024),
-        headers={"Content-Type": "application/json"},
+        headers={**anonymous("identity"), "Content-Type": "application/json"},
     )
     assert huge.status_code == 413
     assert huge.json()["code"] == "payload_too_large"
 
 
 def test_unknown_audit_entry_is_404_problem(platform: Platform) -> None:
-    resp = httpx.get(f"{platform.url('usage')}/internal/audit/01a1ffc7-3964-7169-ba15-148dc9203355")
+    resp = httpx.get(
+        f"{platform.url('usage')}/internal/audit/01a1ffc7-3964-7169-ba15-148dc9203355",
+        headers=as_service("usage"),
+    )
     assert resp.status_code == 404
     assert resp.json()["code"] == "not_found"

@@ -15,10 +15,7 @@ import pytest
 import redis
 
 from shared import events
-from tests.e2e.conftest import (
-    Platform,
-    platform,  # noqa: F401 - registers the session `platform` fixture
-)
+from tests.platform import Platform
 from tests.support import anonymous, as_caller, as_service
 
 PASSWORD = "Velvet-Orbit-Lantern-42"
@@ -156,7 +153,7 @@ class Identity:
 
 
 @pytest.fixture(scope="session")
-def identity(platform: Platform) -> Iterator[Identity]:  # noqa: F811
+def identity(platform: Platform) -> Iterator[Identity]:
     svc = Identity(platform)
     yield svc
     svc.close()

@@ -11,7 +11,7 @@ from arq import Retry
 from redis.asyncio import Redis
 
 from shared import jobs
-from shared.devstack import DevEnv
+from shared.devstack import DevEnv, DevStack
 from shared.http.app import Resources
 from shared.settings import CommonSettings
 from tests.conftest import scratch_redis_url
@@ -60,3 +60,29 @@ async def test_job_runs_once_per_id_and_retries(peers: DevEnv, redis: Redis) -> 
 
 async def _ran(n: int) -> bool:
     return len(RUNS) >= n
+
+
+async def test_job_worker_survives_redis_losing_its_data(
+    peers: DevEnv, stack: DevStack, redis: Redis
+) -> None:
+    await redis.flushdb()
+    RUNS.clear()
+    url = scratch_redis_url(peers)
+    resources = Resources(settings=CommonSettings(redis_url=url), redis=redis)
+    stop = asyncio.Event()
+    task = asyncio.create_task(jobs.worker_task("tests", [record])(resources, stop))
+    try:
+        queue = await jobs.connect(url, "tests")
+        await jobs.enqueue(queue, "record", "before", {}, job_id="before")
+        await eventually(lambda: _ran(1))
+        await queue.aclose()
+        stack.kill_redis_data()  # a restart that also loses every key, as after a Redis crash
+        await asyncio.sleep(1.5)  # the worker polls meanwhile and meets the outage
+        queue = await jobs.connect(url, "tests")
+        await jobs.enqueue(queue, "record", "after", {}, job_id="after")
+        await eventually(lambda: _ran(2), 30)
+        await queue.aclose()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    assert [r[0] for r in RUNS] == ["before", "after"]

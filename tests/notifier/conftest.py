@@ -32,7 +32,6 @@ from shared.migrations import migrate
 from shared.setup import local_keys_env
 from shared.worker import run_worker
 from tests.conftest import TEST_ROOT
-from tests.e2e import conftest as e2e
 from tests.notifier.helpers import RECEIVER_HOST, Mailbox
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "notifier" / "migrations"
@@ -43,8 +42,6 @@ REDIS_DB = 3  # scratch database of this suite (0: platform, 1: bus tests)
 EMAIL_BACKOFF = (0.3, 0.3, 0.5, 0.5, 1.0, 1.0, 1.0)
 WEBHOOK_SCHEDULE = (0.0, 0.3, 0.5, 0.8, 1.0, 1.0, 1.0, 1.0)
 DISABLE_AFTER = 3.0
-
-platform = e2e.platform  # the session fixture running every service and worker (test_platform.py)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from shared.devstack import DevEnv
 from shared.events import EmailVerificationRequested, PaymentSucceeded
-from tests.e2e.conftest import Platform
 from tests.notifier.helpers import admin_of, emit, event, eventually, receiving, unique_address
+from tests.platform import Platform
 
 
 def _mails_to(peers: DevEnv, address: str) -> list[EmailMessage]:
