@@ -22,11 +22,15 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Two sessions: the bus and peer tests restart and wipe Redis, which must not happen under the
-# running platform that the service suites share.
+# Separate sessions: the bus and peer tests restart and wipe Redis, and the usage suite flushes
+# the platform's Redis on purpose; neither may run under another suite's platform. The compose
+# suite runs last, when Docker is there or can be started (it says plainly when not).
 test: lint
 	$(BIN)/pytest -q tests/unit tests/integration tests/ops
-	$(BIN)/pytest -q --ignore=tests/unit --ignore=tests/integration --ignore=tests/ops --ignore=tests/compose
+	$(BIN)/pytest -q tests/usage
+	$(BIN)/pytest -q --ignore=tests/unit --ignore=tests/integration --ignore=tests/ops --ignore=tests/usage \
+		--ignore=tests/compose
+	infra/compose/test.sh --if-possible
 
 # compose.yaml for real: images (official, or built offline), up --wait, tests/compose, down.
 test-compose: venv

@@ -215,6 +215,15 @@ class Compose:
     def wait_healthy(self, service: str, timeout: float = 180.0) -> None:
         poll(lambda: True if self.state(service) == "running healthy" else None, timeout, 1.0)
 
+    def kill(self, *services: str) -> None:
+        """SIGKILL, as a crash would; the containers stay down (a kill counts as a manual stop)."""
+        self.run("kill", "-s", "SIGKILL", *services)
+
+        def all_exited() -> bool | None:
+            return True if all(self.state(s).startswith("exited") for s in services) else None
+
+        poll(all_exited, 30, 0.2)
+
 
 @pytest.fixture(scope="session")
 def compose(docker_services: Any, docker_compose_project_name: str) -> Compose:

@@ -90,8 +90,17 @@ async def test_every_domain_event_type_is_audited_without_its_secrets(
     assert len(types) >= 25  # identity, billing, notifier and usage types
     sent = {t: sample_event(t, tenant, user, secret) for t in types}
     await publish(bus, list(sent.values()))
-    items = await wait_for_count(api, tenant, len(types))
-    by_action = {item["action"]: item for item in items}
+    # Other services react to some of these (the notifier mails a reset link and publishes
+    # notifier.email.sent for this tenant): only the rows of the events sent here are compared.
+    sent_ids = {str(e.id) for e in sent.values()}
+    items: list[dict[str, Any]] = []
+
+    async def all_recorded() -> bool:
+        items[:] = await all_items(api, tenant, limit=200)
+        return sent_ids <= {item["id"] for item in items}
+
+    await eventually(all_recorded, what=f"{len(types)} audit rows")
+    by_action = {item["action"]: item for item in items if item["id"] in sent_ids}
     assert sorted(by_action) == types
     for event_type, event in sent.items():
         item = by_action[event_type]
@@ -116,7 +125,8 @@ async def test_every_domain_event_type_is_audited_without_its_secrets(
     csv = await api.get("/audit-logs/export", params={"format": "csv"}, headers=admin(tenant))
     for body in (listing.text, ndjson.text, csv.text):
         assert secret not in body
-    assert len(ndjson.text.splitlines()) == len(types)
+    exported = [msgspec.json.decode(line) for line in ndjson.text.splitlines()]
+    assert sorted(row["id"] for row in exported if row["id"] in sent_ids) == sorted(sent_ids)  # each once
     assert await db.fetchval("SELECT count(*) FROM audit_logs WHERE data::text LIKE $1", f"%{secret}%") == 0
     # Operators (a service assertion) can look one up by event id; tenants cannot use that route.
     one = sent["identity.user.registered"]
