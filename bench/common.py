@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -94,12 +95,22 @@ def metadata() -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "machine": {
+            "cpu": _cpu_model(),
             "nproc": os.cpu_count(),
             "python": platform.python_version(),
             "implementation": sys.implementation.name,
             "platform": platform.platform(),
         },
     }
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as info:
+            models = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+    except OSError:
+        return None
+    return models[0] if models else None
 
 
 def write_results(scenario: str, figures: list[Figure], notes: dict[str, Any]) -> Path:
@@ -123,3 +134,39 @@ def machine_cpu() -> tuple[float, float]:
     hz = os.sysconf("SC_CLK_TCK")
     idle = fields[3] + fields[4] + fields[7]  # idle, iowait, steal: not ours to use
     return (sum(fields) - idle) / hz, sum(fields) / hz
+
+
+def server_cpu(port: int) -> float:
+    """CPU-seconds used so far by the devstack's server on `port` (postgres `-p PORT`, or
+    redis-server) with its live and reaped children (postgres backends); 0.0 if not found."""
+    stats = _proc_stats()
+    root = next((pid for pid, (_, _, argv) in stats.items() if _listens(argv, port)), None)
+    if root is None:
+        return 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    own = stats[root][1]
+    children = sum(times[0] for pid, (ppid, times, _) in stats.items() if ppid == root and pid != root)
+    return (own[0] + own[1] + children) / hz
+
+
+def _listens(argv: list[str], port: int) -> bool:
+    if "redis-server" in argv[0] and argv[0].endswith(f":{port}"):
+        return True  # redis-server retitles itself "redis-server HOST:PORT"
+    return any(a in ("-p", "--port") and b == str(port) for a, b in itertools.pairwise(argv))
+
+
+def _proc_stats() -> dict[int, tuple[int, tuple[int, int], list[str]]]:
+    """pid -> (ppid, (utime+stime, cutime+cstime) in ticks, argv) of every readable process."""
+    found: dict[int, tuple[int, tuple[int, int], list[str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, IndexError):
+            continue
+        own = int(fields[11]) + int(fields[12])
+        reaped = int(fields[13]) + int(fields[14])
+        found[int(entry.name)] = (int(fields[1]), (own, reaped), argv)
+    return found

@@ -15,12 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
-from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
 from multiprocessing.synchronize import Event as MpEvent
 from types import TracebackType
 from typing import Any
 
 import uvloop
+
+from bench.common import machine_cpu
 
 Message = tuple[str, str, Any]  # (kind: ready/result/error, process name, payload)
 
@@ -39,6 +41,7 @@ class Link:
     out: Queue[Message]
     tally: Synchronized[int]  # shared progress, e.g. effects committed by all consumers
     finished_at: Synchronized[float]  # time.monotonic() when the tally reached its target, else 0
+    finished_cpu: SynchronizedArray[float]  # machine_cpu() at that moment
 
     def add(self, count: int, target: int) -> None:
         """Add to the shared tally; whoever reaches `target` stamps the time and tells all to stop."""
@@ -47,6 +50,7 @@ class Link:
             reached = self.tally.value >= target and self.finished_at.value == 0.0
             if reached:
                 self.finished_at.value = time.monotonic()
+                self.finished_cpu[:] = machine_cpu()
         if reached:
             self.stop.set()
 
@@ -91,10 +95,11 @@ class Crew:
         self.out: Queue[Message] = self._ctx.Queue()
         self.tally: Synchronized[int] = self._ctx.Value("q", 0)
         self.finished_at: Synchronized[float] = self._ctx.Value("d", 0.0)
+        self.finished_cpu: SynchronizedArray[float] = self._ctx.Array("d", 2)
         self.procs: dict[str, BaseProcess] = {}
 
     def start(self, name: str, use_uvloop: bool, fn: Callable[..., Any], *args: Any) -> None:
-        link = Link(name, self.go, self.stop, self.out, self.tally, self.finished_at)
+        link = Link(name, self.go, self.stop, self.out, self.tally, self.finished_at, self.finished_cpu)
         args = (link, use_uvloop, fn, *args)
         proc = self._ctx.Process(target=child_main, args=args, name=f"bench-{name}", daemon=True)
         proc.start()

@@ -10,15 +10,15 @@ from bench.bus.roles import produce_paced
 from bench.bus.stages import Metrics, Proc, check, consumers, cpu, names, rate, relayer, stage
 from bench.common import percentile
 
-SECONDS = 11.0
 WARMUP_S = 1.0  # the first second (connections, prepared statements) is not counted
 
 
-def latency_run(target: Target, per_s: float, prefix: str, with_cpu: bool) -> Metrics:
-    total = round(per_s * SECONDS)
+def latency_run(target: Target, per_s: float, seconds: float, prefix: str, with_cpu: bool) -> Metrics:
+    """`seconds` of events at `per_s`, the first WARMUP_S of them not counted."""
+    total = round(per_s * seconds)
     asyncio.run(fixture.reset(target))
     group = consumers(total, report_latency=True)
-    paced: Proc = ("producer", True, produce_paced, (per_s, SECONDS))
+    paced: Proc = ("producer", True, produce_paced, (per_s, seconds))
     got = stage(target, [*group, relayer(None), paced], ["producer", "relay", *names(group)])
     check(target, total)
     producer = got["producer"]
