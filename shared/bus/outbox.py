@@ -102,6 +102,8 @@ class OutboxRelay:
         last_maintenance = 0.0
         try:
             while not stop.is_set():
+                # Clear before the pass: a NOTIFY that lands while we publish must wake the next one.
+                self._wake.clear()
                 try:
                     published = await self.publish_batch()
                     if time.monotonic() - last_maintenance > self.trim_interval:
@@ -115,7 +117,6 @@ class OutboxRelay:
                     await asyncio.sleep(self.poll_interval)
                 if published == self.batch_size:
                     continue  # more waiting; don't sleep
-                self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
