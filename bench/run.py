@@ -30,9 +30,13 @@ SCENARIOS: dict[str, str] = {
     "billing": "bench.billing",
 }
 
-BENCH_ROOT = REPO / ".dev" / "bench"
+# CATALYTIC_BENCH_SLOT=N moves the peers' ports and directory, so two benches can run at once.
+SLOT = int(os.environ.get("CATALYTIC_BENCH_SLOT", "0"))
+BENCH_ROOT = REPO / ".dev" / (f"bench{SLOT}" if SLOT else "bench")
 # Distinct from dev (55432/56379) and tests (55433/56380); smtp/stripe are unused (peers=False).
-PORTS = Ports(postgres=55434, redis=56381, smtp=1027, stripe=8422)
+PORTS = Ports(
+    postgres=55434 + 10 * SLOT, redis=56381 + 10 * SLOT, smtp=1027 + 10 * SLOT, stripe=8422 + 10 * SLOT
+)
 
 Scenario = Callable[[DevEnv], list[Figure]]
 
