@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import Any
 
 from shared.platform import SERVICES, service
 
@@ -113,13 +114,68 @@ def _email_test(args: argparse.Namespace) -> None:
     raise SystemExit(send_test(args.to))
 
 
+def _env_check(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from shared.ops import envfile, preflight
+
+    path = Path(args.file)
+    try:
+        env = envfile.load(path)
+    except (OSError, envfile.EnvFileError) as exc:
+        raise SystemExit(f"cannot read {path}: {exc}") from None
+    results = preflight.env_results(preflight.Options(env=env, env_file=path))
+    print(preflight.format_table(results))
+    raise SystemExit(1 if any(r.status == "fail" for r in results) else 0)
+
+
+def _preflight(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from shared.ops import envfile, preflight
+
+    env_file = Path(args.env_file) if args.env_file else None
+    try:
+        env = envfile.load(env_file) if env_file else dict(os.environ)
+    except (OSError, envfile.EnvFileError) as exc:
+        raise SystemExit(f"cannot read {env_file}: {exc}") from None
+    opts = preflight.Options(
+        env=env,
+        env_file=env_file,
+        send_test_mail=args.send_test_mail,
+        health_url=args.health_url,
+        backup_dir=Path(args.backup_dir or env.get("BACKUP_DIR") or "/var/backups/catalytic"),
+        max_backup_age_hours=args.max_backup_age_hours,
+        systemd_dir=Path(args.systemd_dir),
+        cron_dir=Path(args.cron_dir),
+    )
+    results = asyncio.run(preflight.run(opts))
+    print(preflight.format_table(results))
+    raise SystemExit(1 if any(r.status == "fail" for r in results) else 0)
+
+
+def _admin_create(args: argparse.Namespace) -> None:
+    import getpass
+    from pathlib import Path
+
+    from services.identity.cli import create_admin
+
+    if args.password_file:
+        password = Path(args.password_file).read_text().rstrip("\n")
+    else:
+        password = getpass.getpass("password for the owner: ")
+        if getpass.getpass("again: ") != password:
+            raise SystemExit("the two passwords differ; nothing was changed")
+    raise SystemExit(create_admin(args.email, args.tenant, password))
+
+
 def _bench(args: argparse.Namespace) -> None:
     from bench.run import main as bench_main
 
     bench_main(args.scenarios)
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="catalytic", description="Catalytic Computing platform")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run a service's HTTP server")
@@ -163,10 +219,37 @@ def main(argv: list[str] | None = None) -> None:
     p = email_sub.add_parser("test", help="send a test email with the notifier's SMTP settings")
     p.add_argument("--to", required=True, help="recipient address")
     p.set_defaults(fn=_email_test)
+    _add_operations(sub)
     p = sub.add_parser("bench", help="run benchmarks and print one JSON line per figure")
     p.add_argument("scenarios", nargs="*", default=[])
     p.set_defaults(fn=_bench)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _add_operations(sub: Any) -> None:
+    env_sub = sub.add_parser("env", help="env file tools").add_subparsers(dest="env_command", required=True)
+    p = env_sub.add_parser("check", help="validate an env file with the services' production rules")
+    p.add_argument("file")
+    p.set_defaults(fn=_env_check)
+    p = sub.add_parser("preflight", help="run the machine-checkable production checklist")
+    p.add_argument("--env-file", help="the env file the services read (default: this environment)")
+    p.add_argument("--send-test-mail", metavar="TO", help="also send a test mail to this address")
+    p.add_argument("--health-url", help="the gateway's base URL, e.g. http://127.0.0.1:8000")
+    p.add_argument("--backup-dir", help="where `catalytic backup` writes (default BACKUP_DIR)")
+    p.add_argument("--max-backup-age-hours", type=float, default=26.0)
+    p.add_argument("--systemd-dir", default="/etc/systemd/system")
+    p.add_argument("--cron-dir", default="/etc/cron.d")
+    p.set_defaults(fn=_preflight)
+    admin_sub = sub.add_parser("admin", help="accounts").add_subparsers(dest="admin_command", required=True)
+    p = admin_sub.add_parser("create", help="create a tenant and its owner (email verified)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--tenant", required=True, help="the tenant's (company's) name")
+    p.add_argument("--password-file", help="read the password from this file (default: prompt)")
+    p.set_defaults(fn=_admin_create)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     args.fn(args)
 
 

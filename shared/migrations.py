@@ -81,6 +81,23 @@ async def migrate(
         await conn.close()
 
 
+async def pending(dsn: str, schema: str, directory: Path, *, with_bus: bool = True) -> list[str]:
+    """Names of the migrations of one schema not applied yet (all of them if the schema is new)."""
+    schema = _ident(schema)
+    migrations = discover("bus", BUS_MIGRATIONS) if with_bus else []
+    migrations += discover("service", directory)
+    conn = await asyncpg.connect(dsn)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass($1)", f"{schema}.schema_migrations")
+        rows = await conn.fetch(f"SELECT source, version FROM {schema}.schema_migrations") if exists else []
+    finally:
+        await conn.close()
+    applied = {(r["source"], r["version"]) for r in rows}
+    return [
+        f"{m.source}/{m.version:04d}_{m.name}" for m in migrations if (m.source, m.version) not in applied
+    ]
+
+
 async def _prepare_schema(conn: asyncpg.Connection, schema: str, runtime_role: str | None) -> None:
     await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     await conn.execute(

@@ -13,7 +13,8 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
 
@@ -39,6 +40,11 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "text"] = "json"
     database_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Alternative to REDIS_URL (managed Redis hands these out): used when REDIS_URL is not set.
+    redis_host: str = ""
+    redis_port: int = 6379
+    redis_db: int = 0
+    redis_password: str = ""
     sentry_dsn: str = ""
     sentry_traces_sample_rate: float = 0.0
     host: str = "127.0.0.1"
@@ -51,6 +57,17 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    def with_redis_parts(self, url_given: bool) -> Self:
+        """Fold REDIS_HOST/PORT/DB/PASSWORD into redis_url (REDIS_PASSWORD also fills a URL without one)."""
+        url = self.redis_url
+        if self.redis_host and not url_given:
+            url = f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
+        parts = urlsplit(url)
+        if self.redis_password and not parts.password:
+            netloc = f"{parts.username or ''}:{quote(self.redis_password, safe='')}@{parts.netloc}"
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return self if url == self.redis_url else msgspec.structs.replace(self, redis_url=url)
 
     def problems(self) -> list[str]:
         """Cross-field checks; production refuses unsafe choices."""
@@ -120,7 +137,7 @@ def load_settings(cls: type[T], prefix: str, env: Mapping[str, str] | None = Non
             problems.append(f"{var}={shown} is invalid: {exc}")
     if problems:
         raise SettingsError(prefix.lower(), problems)
-    settings = cls(**values)
+    settings = cls(**values).with_redis_parts(url_given="redis_url" in values)
     problems = settings.problems()
     if problems:
         raise SettingsError(prefix.lower(), problems)
