@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 from shared.devstack.redis import ping, redis_server_binary
 from tests.conftest import TEST_PORTS, TEST_ROOT
 
-REDIS_PASSWORD = "preflight-redis-pw"  # noqa: S105 - a throwaway test server
+REDIS_PASSWORD = "preflight-redis-pw"  # a throwaway test server
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +25,10 @@ def locked_redis() -> Iterator[str]:
     workdir = TEST_ROOT / "redis-auth"
     workdir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--requirepass", REDIS_PASSWORD]
-        + ["--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        [
+            *(redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1"),
+            *("--requirepass", REDIS_PASSWORD, "--save", "", "--appendonly", "no", "--dir", str(workdir)),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -54,7 +57,7 @@ class SentryStandIn(ThreadingHTTPServer):
 class _Envelope(BaseHTTPRequestHandler):
     server: SentryStandIn
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.received.append((self.path, dict(self.headers), body))
         ok = self.path == "/api/42/envelope/" and "sentry_key=publickey" in self.headers.get(
@@ -86,7 +89,5 @@ def fresh_backup(directory: Path, age_hours: float = 0.0) -> Path:
     dump = directory / "catalytic-20260101T031500Z.sql.gz"
     dump.write_bytes(b"\x1f\x8b")
     stamp = time.time() - age_hours * 3600
-    import os
-
     os.utime(dump, (stamp, stamp))
     return dump
