@@ -28,7 +28,11 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
     make test
 fi
 
-set -a; . "$ENV_FILE"; set +a
+# The env file is the host's, not in the repository.
+set -a
+# shellcheck source=/dev/null
+. "$ENV_FILE"
+set +a
 echo "deploy: migrating"
 .venv/bin/catalytic migrate
 

@@ -1,0 +1,201 @@
+"""The nginx site and the systemd units, checked by nginx and systemd themselves."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.conftest import REPO
+from tests.ops.conftest import need
+
+SITE = REPO / "infra" / "nginx" / "catalytic.conf"
+UNITS = REPO / "infra" / "systemd"
+HARDENING = (
+    "NoNewPrivileges=yes",
+    "PrivateTmp=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "UMask=0077",
+)
+SERVICE_HARDENING = (
+    "PrivateDevices=yes",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectControlGroups=yes",
+    "RestrictSUIDSGID=yes",
+    "CapabilityBoundingSet=",
+    "SystemCallFilter=@system-service",
+)
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def test_nginx_accepts_the_site(debian_tools: dict[str, str | None], tmp_path: Path) -> None:
+    nginx = need(debian_tools, "nginx")
+    cert, key = _self_signed(tmp_path)
+    site = SITE.read_text()
+    site = site.replace("/etc/letsencrypt/live/api.example.com/fullchain.pem", str(cert))
+    site = site.replace("/etc/letsencrypt/live/api.example.com/privkey.pem", str(key))
+    assert str(cert) in site and str(key) in site
+    (tmp_path / "catalytic.conf").write_text(site)
+    (tmp_path / "logs").mkdir()
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/logs/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/catalytic.conf;\n}}\n"
+    )
+    done = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(main)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "syntax is ok" in done.stderr and "test is successful" in done.stderr
+
+
+def _blocks(text: str, head: str) -> list[str]:
+    """Bodies of every `head … { … }` block (nested braces included)."""
+    found = []
+    for match in re.finditer(head, text):
+        start = text.index("{", match.end() - 1)
+        depth, i = 0, start
+        while True:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        found.append(text[start + 1 : i])
+    return found
+
+
+def test_nginx_site_has_the_production_settings() -> None:
+    text = re.sub(r"#.*", "", SITE.read_text())
+    servers = _blocks(text, r"\bserver\s*\{")
+    plain = [s for s in servers if re.search(r"listen\s+80\b", s)]
+    tls = [s for s in servers if re.search(r"listen\s+443\s+ssl", s)]
+    assert len(plain) == 1 and len(tls) == 1
+    assert re.search(r"location\s+/\s*\{\s*return\s+301\s+https://\$host\$request_uri;", plain[0])
+    assert re.search(r"ssl_protocols\s+TLSv1\.2\s+TLSv1\.3;", tls[0])
+    for header in (
+        "Strict-Transport-Security",
+        "X-Content-Type-Options",
+        "X-Frame-Options",
+        "Referrer-Policy",
+    ):
+        assert re.search(rf"add_header\s+{header}\s+.+\balways;", tls[0]), header
+    assert re.search(r'Strict-Transport-Security\s+"max-age=(\d+)', tls[0])
+    zone = re.search(r"limit_req_zone\s+\$binary_remote_addr\s+zone=(\w+):", text)
+    assert zone
+    upstream = _blocks(text, r"upstream\s+catalytic_gateway\s*\{")
+    assert len(upstream) == 1 and "server 127.0.0.1:8000;" in upstream[0]
+    health = _blocks(tls[0], r"location\s*=\s*/health\s*\{")
+    root = _blocks(tls[0], r"location\s+/\s*\{")
+    assert len(health) == 1 and len(root) == 1
+    assert "limit_req" not in health[0] and "proxy_pass http://catalytic_gateway;" in health[0]
+    assert f"limit_req zone={zone.group(1)}" in root[0] and "proxy_pass http://catalytic_gateway;" in root[0]
+
+
+@pytest.fixture
+def unit_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """The units with /opt/catalytic moved to a temporary install that has the binary."""
+    root, units = tmp_path / "opt", tmp_path / "units"
+    (root / ".venv" / "bin").mkdir(parents=True)
+    binary = root / ".venv" / "bin" / "catalytic"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    units.mkdir()
+    for unit in UNITS.iterdir():
+        (units / unit.name).write_text(unit.read_text().replace("/opt/catalytic", str(root)))
+    return root, units
+
+
+def test_systemd_verifies_every_unit(
+    debian_tools: dict[str, str | None], unit_tree: tuple[Path, Path]
+) -> None:
+    analyze = need(debian_tools, "systemd-analyze")
+    _, units = unit_tree
+    names = [
+        *(f"catalytic-api@{s}.service" for s in ("gateway", "identity", "billing", "notifier", "usage")),
+        *(f"catalytic-worker@{s}.service" for s in ("identity", "billing", "notifier", "usage")),
+        "catalytic-backup.service",
+        "catalytic-backup.timer",
+        "catalytic.target",
+    ]
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", *names],
+        cwd=units,
+        env={"SYSTEMD_UNIT_PATH": f"{units}:", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "", done.stderr  # warnings (unknown keys, bad values) count too
+
+
+def test_systemd_verify_catches_a_broken_unit(
+    debian_tools: dict[str, str | None], unit_tree: tuple[Path, Path]
+) -> None:
+    analyze = need(debian_tools, "systemd-analyze")
+    root, units = unit_tree
+    (root / ".venv" / "bin" / "catalytic").unlink()
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", "catalytic-api@gateway.service"],
+        cwd=units,
+        env={"SYSTEMD_UNIT_PATH": f"{units}:", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0 and "is not executable" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "unit", ["catalytic-api@.service", "catalytic-worker@.service", "catalytic-backup.service"]
+)
+def test_units_are_hardened(unit: str) -> None:
+    lines = set((UNITS / unit).read_text().splitlines())
+    wanted = HARDENING + (SERVICE_HARDENING if "@" in unit else ())
+    assert [o for o in wanted if o not in lines] == []
+    assert "User=catalytic" in lines and "EnvironmentFile=/etc/catalytic/catalytic.env" in lines
+
+
+def test_deploy_scripts_pass_bash_and_shellcheck(debian_tools: dict[str, str | None]) -> None:
+    scripts = sorted((REPO / "infra" / "deploy").glob("*.sh"))
+    assert len(scripts) == 3
+    for script in scripts:
+        done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+    shellcheck = need(debian_tools, "shellcheck")
+    done = subprocess.run([shellcheck, "-x", *map(str, scripts)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout
