@@ -169,6 +169,22 @@ def _admin_create(args: argparse.Namespace) -> None:
     raise SystemExit(create_admin(args.email, args.tenant, password))
 
 
+def _import_legacy(args: argparse.Namespace) -> None:
+    from shared.ops import legacy
+    from shared.ops.preflight.env import var
+
+    secrets_key = var(os.environ, "SECRETS_KEY")
+    if not secrets_key:
+        raise SystemExit(
+            "SECRETS_KEY (or SECRETS_KEY_FILE) is required: webhook secrets are stored encrypted"
+        )
+    try:
+        report = asyncio.run(legacy.run(args.source, _database_url(), secrets_key, dry_run=args.dry_run))
+    except legacy.LegacyError as exc:
+        raise SystemExit(f"import-legacy: {exc}") from None
+    print(report.format())
+
+
 def _bench(args: argparse.Namespace) -> None:
     from bench.run import main as bench_main
 
@@ -246,6 +262,10 @@ def _add_operations(sub: Any) -> None:
     p.add_argument("--tenant", required=True, help="the tenant's (company's) name")
     p.add_argument("--password-file", help="read the password from this file (default: prompt)")
     p.set_defaults(fn=_admin_create)
+    p = sub.add_parser("import-legacy", help="import the legacy monolith's database (see docs/deploy.md)")
+    p.add_argument("--source", required=True, help="sqlite:///PATH or postgresql://USER@HOST/DATABASE")
+    p.add_argument("--dry-run", action="store_true", help="report what would be imported, write nothing")
+    p.set_defaults(fn=_import_legacy)
 
 
 def main(argv: list[str] | None = None) -> None:

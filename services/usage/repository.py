@@ -293,3 +293,24 @@ def _entry(r: Any) -> AuditEntry:
         source_ip=r["source_ip"],
         data=r["data"],
     )
+
+
+# --- legacy import (`catalytic import-legacy`) ----------------------------------------------
+
+
+async def existing_request_ids(conn: Connection, request_ids: list[str]) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT request_id FROM usage_logs WHERE request_id = ANY($1::text[])", request_ids
+    )
+    return {r["request_id"] for r in rows}
+
+
+async def insert_audit_once(tx: Connection, row: AuditRow) -> bool:
+    """insert_audit that says whether the row is new."""
+    found = await tx.fetchrow(
+        "INSERT INTO audit_logs (id, tenant_id, actor_kind, actor_id, action, target_type, target_id,"
+        " correlation_id, source_ip, data, occurred_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING RETURNING id",
+        *msgspec.structs.astuple(row),
+    )
+    return found is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
@@ -53,3 +54,8 @@ def run_cli(*argv: str) -> tuple[int, str]:
             if isinstance(exc.code, str):
                 out.write(exc.code)
     return code, out.getvalue()
+
+
+async def run_cli_async(*argv: str) -> tuple[int, str]:
+    """run_cli from an async test (the command runs its own event loop, in a thread)."""
+    return await asyncio.to_thread(run_cli, *argv)
