@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shared.ops.preflight import host, peers
 from shared.ops.preflight.env import ENV_CHECKS
 from shared.ops.preflight.result import Options, Result
@@ -9,8 +11,19 @@ from shared.ops.preflight.result import Options, Result
 __all__ = ["Options", "Result", "env_results", "format_table", "run"]
 
 
+def _crashed(check: Callable[..., object], exc: Exception) -> Result:
+    name = check.__name__.removeprefix("check_").replace("_", " ")
+    return Result(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}", "see the error")
+
+
 def env_results(opts: Options) -> list[Result]:
-    return [check(opts) for check in ENV_CHECKS]
+    results = []
+    for check in ENV_CHECKS:
+        try:
+            results.append(check(opts))
+        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+            results.append(_crashed(check, exc))
+    return results
 
 
 async def run(opts: Options) -> list[Result]:
@@ -23,8 +36,15 @@ async def run(opts: Options) -> list[Result]:
         peers.check_sentry,
         peers.check_health,
     ):
-        results.append(await check(opts))
-    results += [host.check_backup_schedule(opts), host.check_backup_fresh(opts)]
+        try:
+            results.append(await check(opts))
+        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+            results.append(_crashed(check, exc))
+    for host_check in (host.check_backup_schedule, host.check_backup_fresh):
+        try:
+            results.append(host_check(opts))
+        except Exception as exc:  # noqa: BLE001
+            results.append(_crashed(host_check, exc))
     return results
 
 
