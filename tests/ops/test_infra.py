@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.conftest import REPO
+from tests.ops.certs import self_signed
 from tests.ops.conftest import need
 
 SITE = REPO / "infra" / "nginx" / "catalytic.conf"
@@ -36,33 +32,9 @@ SERVICE_HARDENING = (
 )
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api.example.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 def test_nginx_accepts_the_site(debian_tools: dict[str, str | None], tmp_path: Path) -> None:
     nginx = need(debian_tools, "nginx")
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "api.example.com")
     site = SITE.read_text()
     site = site.replace("/etc/letsencrypt/live/api.example.com/fullchain.pem", str(cert))
     site = site.replace("/etc/letsencrypt/live/api.example.com/privkey.pem", str(key))

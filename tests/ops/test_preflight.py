@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,9 +13,12 @@ from shared.devstack import DevEnv
 from shared.ids import uuid7
 from tests.ops.envs import production_env, run_cli, write_env
 from tests.ops.peers import SentryStandIn, fresh_backup, locked_redis, sentry
+from tests.ops.smtp_relay import PASSWORD as RELAY_PASSWORD
+from tests.ops.smtp_relay import USER as RELAY_USER
+from tests.ops.smtp_relay import smtp_relay
 from tests.platform import Platform
 
-__all__ = ["locked_redis", "sentry"]  # fixtures
+__all__ = ["locked_redis", "sentry", "smtp_relay"]  # fixtures
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +173,35 @@ def test_each_fault_fails_with_its_fix(
     failed = [line for line in out.splitlines() if " FAIL " in line]
     assert any(problem in line for line in failed), out
     assert f"fix: {fix}" in out or fix in out, out
+
+
+@pytest.mark.parametrize(("password", "passes"), [(RELAY_PASSWORD, True), ("wrong-password", False)])
+def test_smtp_login_over_starttls(
+    keys_dir: Path,
+    tmp_path: Path,
+    host: dict[str, Path],
+    smtp_relay: tuple[int, Any],
+    password: str,
+    passes: bool,
+) -> None:
+    port, relay = smtp_relay
+    env = production_env(
+        keys_dir,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(port),
+        SMTP_SECURITY="starttls",
+        SMTP_USERNAME=RELAY_USER,
+        SMTP_PASSWORD=password,
+        NOTIFIER_SMTP_VALIDATE_CERTS="false",  # the relay's certificate is self-signed
+    )
+    env_file = write_env(tmp_path / "catalytic.env", env)
+    code, out = preflight(env_file, host, "--send-test-mail", "ops@example.com")
+    smtp = next(line for line in out.splitlines() if line.startswith("smtp "))
+    if passes:
+        assert " PASS " in smtp and f"logged in as {RELAY_USER}" in smtp and "test mail sent" in smtp
+        assert len(relay.messages) == 1 and b"ops@example.com" in relay.messages[0]
+    else:
+        assert code == 1
+        assert " FAIL " in smtp and "SMTPAuthenticationError" in smtp
+        assert "fix: check SMTP_HOST/PORT/SECURITY and the login" in out
+        assert relay.messages == []
