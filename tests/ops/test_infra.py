@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
+import socket
+import ssl
 import subprocess
+import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import REPO
 from tests.ops.certs import self_signed
 from tests.ops.conftest import need
+from tests.platform import Platform
 
 SITE = REPO / "infra" / "nginx" / "catalytic.conf"
 UNITS = REPO / "infra" / "systemd"
@@ -171,3 +178,106 @@ def test_deploy_scripts_pass_bash_and_shellcheck(debian_tools: dict[str, str | N
     shellcheck = need(debian_tools, "shellcheck")
     done = subprocess.run([shellcheck, "-x", *map(str, scripts)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def running_nginx(
+    debian_tools: dict[str, str | None], tmp_path: Path, platform: Platform
+) -> Iterator[tuple[int, int]]:
+    """The site served by a real nginx on free ports, in front of the test platform's gateway.
+
+    Only addresses, ports, certificate paths and the rate (1 per minute, so the burst runs out
+    within a test) differ from the shipped file."""
+    nginx = need(debian_tools, "nginx")
+    cert, key = self_signed(tmp_path, "api.example.com")
+    plain, tls = _free_port(), _free_port()
+    gateway = platform.url("gateway").removeprefix("http://")
+    site = SITE.read_text()
+    for old, new in (
+        ("/etc/letsencrypt/live/api.example.com/fullchain.pem", str(cert)),
+        ("/etc/letsencrypt/live/api.example.com/privkey.pem", str(key)),
+        ("listen 80;", f"listen 127.0.0.1:{plain};"),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls} ssl http2;"),
+        ("listen [::]:80;", ""),
+        ("listen [::]:443 ssl http2;", ""),
+        ("server 127.0.0.1:8000;", f"server {gateway};"),
+        ("rate=50r/s", "rate=1r/m"),
+    ):
+        assert old in site, old
+        site = site.replace(old, new)
+    (tmp_path / "catalytic.conf").write_text(site)
+    (tmp_path / "logs").mkdir()
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"daemon off;\nmaster_process off;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/logs/error.log;\n"
+        f"events {{}}\nhttp {{\n  access_log off;\n  include {tmp_path}/catalytic.conf;\n}}\n"
+    )
+    proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(main)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", tls), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else "nginx exited"
+                assert time.monotonic() < deadline, "nginx did not start listening"
+                time.sleep(0.05)
+        yield plain, tls
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_nginx_serves_the_site(running_nginx: tuple[int, int]) -> None:
+    plain, tls = running_nginx
+    redirect = httpx.get(f"http://127.0.0.1:{plain}/billing/plans?x=1", headers={"Host": "api.example.com"})
+    assert redirect.status_code == 301
+    assert redirect.headers["location"] == "https://api.example.com/billing/plans?x=1"
+    with httpx.Client(base_url=f"https://127.0.0.1:{tls}", verify=False, timeout=10) as client:
+        health = client.get("/health")
+        assert health.status_code == 200, health.text
+        assert health.headers["strict-transport-security"].startswith("max-age=")
+        for header, value in (
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+        ):
+            assert health.headers.get_list(header) == [value], header  # once, not from both
+        assert len(health.headers.get_list("strict-transport-security")) == 1
+        assert "server" not in health.headers or "nginx/" not in health.headers["server"]
+        # /health is never limited; everything else is, per client address.
+        assert {client.get("/health").status_code for _ in range(110)} == {200}
+        limited = [client.get("/billing/plans").status_code for _ in range(110)]
+        assert 429 in limited and limited[0] != 429
+
+
+def _handshake(port: int, version: ssl.TLSVersion) -> str:
+    """The protocol agreed when the client offers only `version` ('' if the server refuses)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer old versions at all
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = version
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="api.example.com") as tls:
+                return tls.version() or ""
+        except ssl.SSLError:
+            return ""
+
+
+def test_nginx_speaks_tls_12_and_13_only(running_nginx: tuple[int, int]) -> None:
+    _, port = running_nginx
+    assert _handshake(port, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+    assert _handshake(port, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert _handshake(port, ssl.TLSVersion.TLSv1_1) == ""
+    assert _handshake(port, ssl.TLSVersion.TLSv1) == ""
