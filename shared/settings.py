@@ -65,7 +65,8 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
             url = f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
         parts = urlsplit(url)
         if self.redis_password and not parts.password:
-            netloc = f"{parts.username or ''}:{quote(self.redis_password, safe='')}@{parts.netloc}"
+            host = parts.netloc.rsplit("@", 1)[-1]
+            netloc = f"{parts.username or ''}:{quote(self.redis_password, safe='')}@{host}"
             url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
         return self if url == self.redis_url else msgspec.structs.replace(self, redis_url=url)
 

@@ -70,6 +70,10 @@ def test_redis_parts_build_the_url() -> None:
     assert service_settings(env, "usage").redis_url == "redis://:p%40ss%20word@cache.internal:6380/0"
     env = {"REDIS_URL": "redis://10.0.0.5:6379/2", "REDIS_PASSWORD": "s3cret"}
     assert service_settings(env, "usage").redis_url == "redis://:s3cret@10.0.0.5:6379/2"
+    env = {"REDIS_URL": "rediss://app@cache.example:6380/0", "REDIS_PASSWORD": "pw"}
+    assert service_settings(env, "usage").redis_url == "rediss://app:pw@cache.example:6380/0"
+    env = {"REDIS_URL": "redis://:inline@h:1/0", "REDIS_PASSWORD": "other"}
+    assert service_settings(env, "usage").redis_url == "redis://:inline@h:1/0"
     assert service_settings({}, "usage").redis_url == "redis://127.0.0.1:6379/0"
 
 
