@@ -1,4 +1,4 @@
-"""Debian tools the infra tests run (nginx, shellcheck, systemd-analyze), installed once when missing."""
+"""Debian tools the infra tests run (nginx, shellcheck, systemd-analyze, logrotate), installed once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import subprocess
 
 import pytest
 
-PACKAGES = {"nginx": "nginx", "shellcheck": "shellcheck", "systemd-analyze": "systemd"}
+PACKAGES = {
+    "nginx": "nginx",
+    "shellcheck": "shellcheck",
+    "systemd-analyze": "systemd",
+    "logrotate": "logrotate",
+}
 
 
 @pytest.fixture(scope="session")

@@ -281,3 +281,38 @@ def test_nginx_speaks_tls_12_and_13_only(running_nginx: tuple[int, int]) -> None
     assert _handshake(port, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
     assert _handshake(port, ssl.TLSVersion.TLSv1_1) == ""
     assert _handshake(port, ssl.TLSVersion.TLSv1) == ""
+
+
+def test_logrotate_rotates_the_logs(debian_tools: dict[str, str | None], tmp_path: Path) -> None:
+    logrotate = need(debian_tools, "logrotate")
+    logs = tmp_path / "log"
+    logs.mkdir()
+    (logs / "backup.log").write_text("one line\n")
+    # Paths and the owner moved to the temporary tree (there is no `catalytic` user here).
+    config = (REPO / "infra" / "logrotate" / "catalytic").read_text()
+    config = config.replace("/var/log/catalytic", str(logs)).replace("catalytic catalytic", "root root")
+    (tmp_path / "catalytic").write_text(config)
+    (tmp_path / "catalytic").chmod(0o644)
+    done = subprocess.run(
+        [logrotate, "--force", "--state", str(tmp_path / "state"), str(tmp_path / "catalytic")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (logs / "backup.log.1").read_text() == "one line\n"  # delaycompress: the newest stays plain
+    assert (logs / "backup.log").read_text() == ""  # copytruncate: the writer keeps its file
+
+
+def test_cron_line_runs_the_backup_as_the_service_user() -> None:
+    lines = [
+        line
+        for line in (REPO / "infra" / "cron" / "catalytic-backup").read_text().splitlines()
+        if line and not line.startswith("#") and "=" not in line.split()[0]
+    ]
+    assert len(lines) == 1
+    minute, hour, day, month, weekday, user, *command = lines[0].split()
+    assert all(re.fullmatch(r"[0-9*/,-]+", f) for f in (minute, hour, day, month, weekday))
+    assert user == "catalytic"
+    assert "catalytic backup --dir /var/backups/catalytic" in " ".join(command)
