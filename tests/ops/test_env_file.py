@@ -5,16 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from shared.ops import envfile
-from shared.ops.preflight.env import service_settings, settings_class
-from shared.platform import SERVICES
+from shared.ops.preflight.env import CLI_VARIABLES, service_settings, settings_variables
 from tests.ops.envs import TEMPLATE, production_env, run_cli, write_env
-
-# Read by the CLI (backup), not by a service's settings.
-CLI_VARIABLES = {"BACKUP_DIR", "BACKUP_RETENTION_DAYS"}
 
 
 def _template_names() -> set[str]:
@@ -26,19 +21,9 @@ def _template_names() -> set[str]:
     return names
 
 
-def _settings_names() -> dict[str, set[str]]:
-    """Setting field -> every variable name that sets it, over all services."""
-    found: dict[str, set[str]] = {}
-    for name in SERVICES:
-        cls, prefix = settings_class(name)
-        for field in msgspec.structs.fields(cls):
-            found[f"{name}.{field.name}"] = {field.name.upper(), f"{prefix}_{field.name.upper()}"}
-    return found
-
-
 def test_template_names_every_setting_and_nothing_else() -> None:
     names = _template_names()
-    fields = _settings_names()
+    fields = settings_variables()
     missing = [key for key, variants in fields.items() if not variants & names]
     assert missing == [], f"settings without a line in .env.production.template: {missing}"
     known = set().union(*fields.values()) | CLI_VARIABLES
@@ -86,7 +71,7 @@ def test_filled_in_template_passes(keys_dir: Path, tmp_path: Path) -> None:
     path = write_env(tmp_path / "catalytic.env", production_env(keys_dir))
     code, out = run_cli("env", "check", str(path))
     assert code == 0, out
-    assert "5 checks: none failed" in out
+    assert "6 checks: none failed" in out
 
 
 def test_template_as_shipped_is_refused(tmp_path: Path) -> None:
@@ -107,6 +92,12 @@ def test_template_as_shipped_is_refused(tmp_path: Path) -> None:
         ({"STRIPE_WEBHOOK_SECRET": "secret"}, 0o600, "does not start with whsec_", "signing secret"),
         ({}, 0o644, "is 644", "chmod 600"),
         ({"EMAIL_FROM": "nobody"}, 0o600, "is not an email address", "set or correct each variable"),
+        (
+            {"STRIPE_WEBHOOK_SECRT": "whsec_x"},
+            0o600,
+            "no service reads STRIPE_WEBHOOK_SECRT",
+            "correct the spelling",
+        ),
     ],
 )
 def test_each_unsafe_value_fails_with_its_fix(

@@ -93,7 +93,7 @@ def test_good_host_passes_every_check(
     )
     print(out)
     assert code == 0, out
-    assert "13 checks: none failed" in out
+    assert "14 checks: none failed" in out
     assert " FAIL " not in out and " SKIP " not in out
     assert len(sentry.received) == 1 and b"catalytic preflight" in sentry.received[0][2]
     new_mail = set(peers.mail_dir.glob("*.eml")) - mails_before

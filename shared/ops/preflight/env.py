@@ -6,7 +6,9 @@ import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from shared.ops.preflight.result import Options, Result, bad, ok
+import msgspec
+
+from shared.ops.preflight.result import Options, Result, bad, ok, skip
 from shared.platform import SERVICES
 from shared.settings import CommonSettings, SettingsError, load_settings
 
@@ -32,6 +34,20 @@ def settings_class(name: str) -> tuple[type[CommonSettings], str]:
         if isinstance(v, type) and issubclass(v, CommonSettings) and v is not CommonSettings
     )
     return cls, str(module.PREFIX)
+
+
+# Read by the CLI (`catalytic backup`), not by a service's settings.
+CLI_VARIABLES = frozenset({"BACKUP_DIR", "BACKUP_RETENTION_DAYS"})
+
+
+def settings_variables() -> dict[str, set[str]]:
+    """`service.field` -> every variable name that sets it (prefixed and shared; _FILE not listed)."""
+    found: dict[str, set[str]] = {}
+    for name in SERVICES:
+        cls, prefix = settings_class(name)
+        for field in msgspec.structs.fields(cls):
+            found[f"{name}.{field.name}"] = {field.name.upper(), f"{prefix}_{field.name.upper()}"}
+    return found
 
 
 def service_settings(env: Mapping[str, str], name: str) -> CommonSettings:
@@ -126,8 +142,24 @@ def check_file_modes(opts: Options) -> Result:
     return ok("file modes", f"{len(paths)} file(s), none readable by group or others")
 
 
+def check_unknown_names(opts: Options) -> Result:
+    """A misspelt name is silently ignored by the services: refuse names nothing reads."""
+    if opts.env_file is None:
+        return skip("variable names", "no --env-file: the process environment has unrelated names")
+    known = set().union(*settings_variables().values()) | CLI_VARIABLES
+    unknown = sorted(n for n in opts.env if n.removesuffix("_FILE") not in known)
+    if unknown:
+        return bad(
+            "variable names",
+            f"no service reads {', '.join(unknown)}",
+            "correct the spelling or remove them (names as in .env.production.template)",
+        )
+    return ok("variable names", f"all {len(opts.env)} names are read by the platform")
+
+
 ENV_CHECKS: list[Callable[[Options], Result]] = [
     check_settings,
+    check_unknown_names,
     check_production_mode,
     check_cors,
     check_stripe,
