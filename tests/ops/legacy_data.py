@@ -84,6 +84,7 @@ def rows() -> dict[str, list[tuple[Any, ...]]]:
         "webhooks": [
             (1, 1, "https://hooks.acme.example/in", WEBHOOK_SECRET, "invoice.paid,user.created", True, T0),
             (2, 2, "ftp://beta.example/in", "whsec_x", "", True, T0),
+            (3, 1, "https://old.acme.example/in", "whsec_old", "*", False, T0),
         ],
         "webhook_deliveries": [
             (1, 1, "invoice.paid", '{"id": 1}', "success", 1, 200, T0),

@@ -29,7 +29,7 @@ EXPECTED = {
     "api_keys": (2, 1, 1),
     "usage_logs": (6, 5, 1),
     "audit_logs": (3, 2, 1),
-    "webhooks": (2, 1, 1),
+    "webhooks": (3, 2, 1),
     "webhook_deliveries": (3, 2, 1),
 }
 TARGET_TABLES = {
@@ -40,7 +40,7 @@ TARGET_TABLES = {
     "billing.customers": 1,
     "usage.usage_logs": 5,
     "usage.audit_logs": 2,
-    "notifier.webhooks": 1,
+    "notifier.webhooks": 2,
     "notifier.webhook_deliveries": 2,
     "notifier.members": 3,
 }
@@ -134,7 +134,8 @@ async def _spot_check(url: str, secrets_key: str) -> None:
         tenant = await conn.fetchrow("SELECT * FROM identity.tenants WHERE id = $1", owner["tenant_id"])
         beta = await conn.fetchrow("SELECT * FROM identity.tenants WHERE name = 'Beta'")
         key = await conn.fetchrow("SELECT * FROM identity.api_keys")
-        hook = await conn.fetchrow("SELECT * FROM notifier.webhooks")
+        hook = await conn.fetchrow("SELECT * FROM notifier.webhooks WHERE enabled")
+        old_hook = await conn.fetchrow("SELECT * FROM notifier.webhooks WHERE NOT enabled")
         sub = await conn.fetchrow("SELECT * FROM billing.subscriptions")
         monthly = await conn.fetchrow("SELECT * FROM usage.usage_monthly WHERE tenant_id = $1", tenant["id"])
         delivery = await conn.fetch(
@@ -156,6 +157,7 @@ async def _spot_check(url: str, secrets_key: str) -> None:
     assert hook["secret"] != legacy_data.WEBHOOK_SECRET
     assert SecretBox(secrets_key).open(hook["secret"], f"webhook:{hook['id']}") == legacy_data.WEBHOOK_SECRET
     assert hook["event_types"] == ["invoice.paid", "user.created"]
+    assert old_hook["event_types"] is None and old_hook["disabled_reason"] == "disabled before the import"
     assert sub["tenant_id"] == tenant["id"] and sub["stripe_customer_id"] == "cus_Acme1"
     assert (monthly["calls"], monthly["metered_calls"]) == (3, 2)  # the 429 is not billed
     assert [tuple(d) for d in delivery] == [

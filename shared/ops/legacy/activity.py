@@ -15,7 +15,7 @@ from shared.db import Connection
 from shared.events import Event, RequestBatch, UsageRecord, new_event
 from shared.ops.legacy.accounts import Imported, use_schema
 from shared.ops.legacy.report import Report
-from shared.ops.legacy.source import Rows, uid, when, words
+from shared.ops.legacy.source import Rows, flag, uid, when, words
 
 BATCH = 1_000
 DELIVERED = {"success": "succeeded", "succeeded": "succeeded", "delivered": "succeeded", "ok": "succeeded"}
@@ -130,13 +130,13 @@ async def webhooks(tx: Connection, rows: Rows, report: Report, done: Imported, b
             tenant_id=tenant_id,
             url=url,
             event_types=types or None,
-            enabled=bool(row.get("active", True))
-            and str(row.get("active")).lower() not in ("0", "false", "f"),
+            enabled=row.get("active") is None or flag(row["active"]),
             sealed_secret=box.seal(secret, f"webhook:{endpoint_id}"),
             created_at=_at(row.get("created_at")),
         )
-        t.imported += added
-        if not added:
+        if added:
+            t.imported += 1
+        else:
             t.skip("already imported")
         done.webhooks[row["id"]] = (endpoint_id, tenant_id)
 
