@@ -205,3 +205,23 @@ def test_smtp_login_over_starttls(
         assert " FAIL " in smtp and "SMTPAuthenticationError" in smtp
         assert "fix: check SMTP_HOST/PORT/SECURITY and the login" in out
         assert relay.messages == []
+
+
+def test_sentry_refusal_and_dead_health_url_fail(
+    keys_dir: Path,
+    tmp_path: Path,
+    platform: Platform,
+    peers: DevEnv,
+    locked_redis: str,
+    sentry: SentryStandIn,
+    host: dict[str, Path],
+) -> None:
+    wrong_key = sentry.dsn.replace("publickey@", "otherkey@")
+    env = good_env(keys_dir, platform, peers, locked_redis, SENTRY_DSN=wrong_key)
+    env_file = write_env(tmp_path / "catalytic.env", env)
+    code, out = preflight(env_file, host, "--health-url", "http://127.0.0.1:9")
+    assert code == 1
+    lines = {line.split()[0]: line for line in out.splitlines() if " FAIL " in line}
+    assert "answered 403" in lines["sentry"] and "fix: check SENTRY_DSN (key and project id)" in out
+    assert "ConnectError" in lines["health"] and "systemctl start catalytic.target" in out
+    assert set(lines) == {"sentry", "health"}, out
