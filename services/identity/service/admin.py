@@ -6,15 +6,11 @@ from uuid import UUID
 
 import msgspec
 
-from services.identity import errors
-from services.identity.repository import tenants, users
 from services.identity.service import emails, passwords
-from services.identity.service.common import emit
-from services.identity.service.sessions import clean_name
+from services.identity.service.sessions import NewOwner, add_owner, clean_name, new_account_hash
 from shared.db import Pool, transaction
-from shared.events import SYSTEM, TenantCreated, UserRegistered
+from shared.events import SYSTEM
 from shared.ids import uuid7
-from shared.plans import DEFAULT_PLAN
 
 
 class CreatedOwner(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,29 +28,9 @@ async def create_owner(
     changes nothing the second time."""
     address = emails.normalize(email)
     name = clean_name(tenant_name, "tenant", required=True) or ""
-    passwords.check_strength(password, email=address, context=(name,))
-    async with pool.acquire() as conn:
-        if await users.email_taken(conn, address):
-            raise errors.EmailTaken()
-    password_hash = await hasher.hash(password)
+    password_hash = await new_account_hash(hasher, pool, address, password, name)
     tenant_id, user_id = uuid7(), uuid7()
+    owner = NewOwner(email=address, company=name, first=None, last=None, password_hash=password_hash)
     async with transaction(pool) as tx:
-        await tenants.insert(tx, tenant_id, name, DEFAULT_PLAN)
-        created = await users.insert(
-            tx,
-            user_id=user_id,
-            tenant_id=tenant_id,
-            email=address,
-            password_hash=password_hash,
-            role="owner",
-            first_name=None,
-            last_name=None,
-            verified=True,
-        )
-        if not created:
-            raise errors.EmailTaken()
-        created_event = TenantCreated(name=name, plan=DEFAULT_PLAN, owner_user_id=user_id)
-        await emit(tx, created_event, tenant_id=tenant_id, by=SYSTEM)
-        registered = UserRegistered(user_id=user_id, email=address, tenant_name=name, role="owner")
-        await emit(tx, registered, tenant_id=tenant_id, by=SYSTEM)
+        await add_owner(tx, owner, tenant_id=tenant_id, user_id=user_id, verified=True, by=SYSTEM)
     return CreatedOwner(tenant_id=tenant_id, user_id=user_id, email=address)

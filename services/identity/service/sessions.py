@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import msgspec
+
 from services.identity import errors
 from services.identity.repository import sessions, tenants, users
 from services.identity.repository.rows import RefreshToken, User
@@ -20,6 +22,7 @@ from shared.auth.assertion import Caller
 from shared.db import Connection, Pool, transaction
 from shared.errors import InvalidInput
 from shared.events import (
+    Actor,
     RefreshReuseDetected,
     SessionCreated,
     SessionRefreshed,
@@ -45,44 +48,61 @@ async def register(ctx: Identity, pool: Pool, data: RegisterIn, caller: Caller) 
     email = emails.normalize(data.email)
     company = clean_name(data.company_name, "company_name", required=True) or ""
     first, last = clean_name(data.first_name, "first_name"), clean_name(data.last_name, "last_name")
-    passwords.check_strength(data.password, email=email, context=(company,))
-    async with pool.acquire() as conn:
-        if await users.email_taken(conn, email):
-            raise errors.EmailTaken()
-    password_hash = await ctx.hasher.hash(data.password)
+    password_hash = await new_account_hash(ctx.hasher, pool, email, data.password, company)
     tenant_id, user_id = uuid7(), uuid7()
     async with transaction(pool) as tx:
-        await tenants.insert(tx, tenant_id, company, DEFAULT_PLAN)
-        created = await users.insert(
-            tx,
-            user_id=user_id,
-            tenant_id=tenant_id,
-            email=email,
-            password_hash=password_hash,
-            role="owner",
-            first_name=first,
-            last_name=last,
-            verified=False,
-        )
-        if not created:
-            raise errors.EmailTaken()
         by = actor(caller, user_id)
-        await emit(
-            tx,
-            TenantCreated(name=company, plan=DEFAULT_PLAN, owner_user_id=user_id),
-            tenant_id=tenant_id,
-            by=by,
-        )
-        await emit(
-            tx,
-            UserRegistered(user_id=user_id, email=email, first_name=first, tenant_name=company, role="owner"),
-            tenant_id=tenant_id,
-            by=by,
-        )
+        owner = NewOwner(email=email, company=company, first=first, last=last, password_hash=password_hash)
+        await add_owner(tx, owner, tenant_id=tenant_id, user_id=user_id, verified=False, by=by)
         user = await users.get(tx, tenant_id, user_id)
         assert user is not None
         await send_verification(ctx, tx, user, company, by)
         return await open_session(ctx, tx, user, DEFAULT_PLAN, caller, method="registration")
+
+
+class NewOwner(msgspec.Struct, frozen=True, kw_only=True):
+    email: str
+    company: str
+    first: str | None
+    last: str | None
+    password_hash: str
+
+
+async def new_account_hash(
+    hasher: passwords.PasswordHasher, pool: Pool, email: str, password: str, company: str
+) -> str:
+    """Refuses a weak password or a taken email before ~35 ms of argon2, then hashes."""
+    passwords.check_strength(password, email=email, context=(company,))
+    async with pool.acquire() as conn:
+        if await users.email_taken(conn, email):
+            raise errors.EmailTaken()
+    return await hasher.hash(password)
+
+
+async def add_owner(
+    tx: Connection, owner: NewOwner, *, tenant_id: UUID, user_id: UUID, verified: bool, by: Actor
+) -> None:
+    """A tenant on the default plan and its owner, with their events (EmailTaken on a race)."""
+    await tenants.insert(tx, tenant_id, owner.company, DEFAULT_PLAN)
+    created = await users.insert(
+        tx,
+        user_id=user_id,
+        tenant_id=tenant_id,
+        email=owner.email,
+        password_hash=owner.password_hash,
+        role="owner",
+        first_name=owner.first,
+        last_name=owner.last,
+        verified=verified,
+    )
+    if not created:
+        raise errors.EmailTaken()
+    created_event = TenantCreated(name=owner.company, plan=DEFAULT_PLAN, owner_user_id=user_id)
+    await emit(tx, created_event, tenant_id=tenant_id, by=by)
+    registered = UserRegistered(
+        user_id=user_id, email=owner.email, first_name=owner.first, tenant_name=owner.company, role="owner"
+    )
+    await emit(tx, registered, tenant_id=tenant_id, by=by)
 
 
 async def login(ctx: Identity, pool: Pool, data: LoginIn, caller: Caller) -> TokenPair:
