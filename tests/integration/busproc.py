@@ -42,10 +42,11 @@ async def consume(args: argparse.Namespace) -> None:
 
 
 async def relay_then_die(args: argparse.Namespace) -> None:
-    """Publish one batch, then die by SIGKILL before marking the rows sent."""
+    """Publish one batch, then die by SIGKILL before the rows are marked sent (committed)."""
 
     class DyingRelay(OutboxRelay):
-        async def _mark_sent(self, conn: Connection, seqs: list[int]) -> None:
+        async def _publish(self, by_stream: dict[str, list[bytes | str]]) -> None:
+            await super()._publish(by_stream)
             os.kill(os.getpid(), signal.SIGKILL)
 
     pool = await create_pool(args.database_url, schema=args.schema, application_name="dying-relay")
