@@ -2,9 +2,10 @@
 
 One batch is handled in one transaction that first records the event ids in the inbox
 (`ON CONFLICT DO NOTHING` singles out duplicates) and then runs the handlers; the
-entries are acknowledged only after commit. If any handler fails, the batch is rolled
-back and replayed one event per transaction, so one poison event cannot hold back the
-others; a failing event stays pending and is retried through XAUTOCLAIM until it has
+entries are acknowledged only after commit. Batch handlers (`Registry.on_batch`) get all
+the batch's fresh events of their types at once, in that same transaction. If any handler
+fails, the batch is rolled back and replayed one event per transaction, so one poison event
+cannot hold back the others; a failing event stays pending and is retried through XAUTOCLAIM until it has
 been delivered `max_deliveries` times, then it goes to `<stream>.dead`.
 """
 
@@ -226,10 +227,13 @@ class Consumer(Generic[D]):
             [d.event.type for d in batch],
         )
         fresh = {r["event_id"] for r in rows}
+        todo: list[events.Event[Any]] = []
         for item in batch:
             if item.event.id in fresh:
                 fresh.discard(item.event.id)  # a repeat within the same batch runs once
-                await self.registry.dispatch(conn, item.event, self.deps)
+                todo.append(item.event)
+        if todo:
+            await self.registry.dispatch_many(conn, todo, self.deps)
 
     async def _apply_one_by_one(self, batch: list[_Decoded]) -> list[bytes]:
         ok: list[bytes] = []
