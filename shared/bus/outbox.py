@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from shared import events
 from shared.bus.streams import trim_consumed
-from shared.db import Connection, Pool
+from shared.db import Connection, Pool, release_listener
 from shared.metrics import BUS_PUBLISHED
 
 log = logging.getLogger("catalytic.bus.relay")
@@ -136,7 +136,7 @@ class OutboxRelay:
         finally:
             if listener is not None and not listener.is_closed():
                 await listener.remove_listener(self._channel, self._on_notify)
-                await self.pool.release(listener)
+                await release_listener(self.pool, listener)
 
     async def _listen(self) -> PoolConnectionProxy[Record] | None:
         """A dedicated connection LISTENs for inserts; polling covers a lost notification."""
