@@ -31,6 +31,24 @@ async def _init_connection(conn: Any) -> None:
     )
 
 
+async def _reset(conn: Any) -> None:
+    """Runs when a connection goes back to the pool, after asyncpg rolled back any open transaction.
+
+    asyncpg's default reset sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`,
+    one more round trip on every release (every request, consumer batch and relay pass). Pool
+    connections keep no session state: locks are transaction-scoped, settings `SET LOCAL`, no
+    cursors outlive a transaction, and code that LISTENs on a pooled connection UNLISTENs it
+    before release (release_listener)."""
+
+
+async def release_listener(pool: Pool, conn: Any) -> None:
+    """Give back a connection that LISTENed: the pool's reset no longer sends UNLISTEN."""
+    try:
+        await conn.execute("UNLISTEN *")
+    finally:
+        await pool.release(conn)
+
+
 async def create_pool(
     dsn: str, *, schema: str, application_name: str, min_size: int = 1, max_size: int = 10
 ) -> Pool:
@@ -40,6 +58,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_reset,
         server_settings={"search_path": schema, "application_name": application_name},
         command_timeout=30,
     )

@@ -51,12 +51,40 @@ async def connect(redis_url: str, service: str) -> ArqRedis:
     )
 
 
+# Queue name -> the event that wakes this process's arq worker of that queue, if it runs one.
+_wakeups: dict[str, asyncio.Event] = {}
+
+
 async def enqueue(
     queue: ArqRedis, function: str, *args: Any, job_id: str, defer_by: float | None = None
 ) -> bool:
     """Enqueue once per `job_id`; False when that job is already queued, running or done."""
     job = await queue.enqueue_job(function, *args, _job_id=job_id, _defer_by=defer_by)
+    if job is not None and not defer_by and (wake := _wakeups.get(queue.default_queue_name)):
+        wake.set()  # a worker in this process starts it now rather than at its next poll
     return job is not None
+
+
+class _WakeableWorker(Worker):
+    """arq's Worker, whose poll loop also wakes when this process enqueues a job.
+
+    arq sleeps `poll_delay` between polls of its queue; jobs born in the worker process itself
+    (the notifier's dispatcher, billing's processors) would wait for that sleep. Jobs enqueued by
+    other processes are still found by the poll."""
+
+    def __init__(self, *args: Any, wake: asyncio.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wake = wake
+
+    async def main(self) -> None:
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        while True:
+            self._wake.clear()
+            await self._poll_iteration()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_delay_s)
 
 
 def worker_task(
@@ -64,6 +92,7 @@ def worker_task(
     functions: Sequence[Function | Callable[..., Any]],
     cron_jobs: Sequence[CronJob] = (),
     max_tries: int = 8,
+    poll_delay: float = 0.1,
 ) -> Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]:
     """A WorkerSpec.extra_tasks entry running an arq worker beside the relay and consumers.
 
@@ -79,7 +108,8 @@ def worker_task(
                 log.warning("arq worker for %s cannot reach Redis (%s); retrying", service, exc)
                 await _sleep_unless(stop, 1.0)
                 continue
-            worker = Worker(
+            wake = _wakeups[queue_name(service)] = asyncio.Event()  # bound to this loop
+            worker = _WakeableWorker(
                 functions=list(functions),
                 cron_jobs=list(cron_jobs),
                 redis_pool=queue,
@@ -90,7 +120,8 @@ def worker_task(
                 job_deserializer=deserialize,
                 keep_result=86_400,
                 ctx={"resources": resources, "queue": queue},
-                poll_delay=0.1,
+                poll_delay=poll_delay,
+                wake=wake,
             )
             task = asyncio.create_task(worker.async_run())
             stopper = asyncio.create_task(stop.wait())

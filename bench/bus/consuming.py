@@ -50,20 +50,18 @@ class Meter:
             self.pending = 0
 
 
-effects: Registry[Meter] = Registry()  # the realistic handler: one keyed insert per event
+effects: Registry[Meter] = Registry()  # the realistic handler: one keyed insert per event, batched
 bare: Registry[Meter] = Registry()  # no write of its own: what the bus itself costs
 
 
-@effects.on(IdentityPing)
-async def write_effect(tx: Connection, event: Event[Any], meter: Meter) -> None:
-    await tx.execute(
+@effects.on_batch(IdentityPing)
+async def write_effects(tx: Connection, batch: list[Event[Any]], meter: Meter) -> None:
+    await tx.executemany(
         "INSERT INTO effect (event_id, tenant_id, note, occurred_at) VALUES ($1, $2, $3, $4)",
-        event.id,
-        event.tenant_id,
-        event.data.note,
-        event.occurred_at,
+        [(e.id, e.tenant_id, e.data.note, e.occurred_at) for e in batch],
     )
-    meter.handled(event)
+    for event in batch:
+        meter.handled(event)
 
 
 @bare.on(IdentityPing)

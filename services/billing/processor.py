@@ -19,7 +19,7 @@ from typing import Any
 from services.billing import repository as repo
 from services.billing import sync
 from services.billing.runtime import Billing, billing_of
-from shared.db import Pool, create_pool, transaction
+from shared.db import Pool, create_pool, release_listener, transaction
 from shared.http.app import Resources
 
 log = logging.getLogger("catalytic.billing.processor")
@@ -78,7 +78,7 @@ class EventProcessor:
         finally:
             if listener is not None and not listener.is_closed():
                 await listener.remove_listener(self.channel, self._on_notify)
-                await self.pool.release(listener)
+                await release_listener(self.pool, listener)
 
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -12,23 +12,16 @@ from shared.events import Event, RequestBatch
 audit = Registry[Any]()
 
 
-@audit.on_any
-async def record(tx: Connection, event: Event[Any], deps: Any) -> None:
-    """Every domain event becomes one audit row (the event id keeps it one)."""
-    await service.record_audit(tx, event)
+@audit.on_any_batch
+async def record(tx: Connection, batch: list[Event[Any]], deps: Any) -> None:
+    """Every domain event becomes one audit row (the event id keeps it one), one statement a batch."""
+    await service.record_audit(tx, batch)
 
 
-class Pending:
-    """The fresh request batches of the transaction being applied (see ingest.IngestConsumer)."""
-
-    def __init__(self) -> None:
-        self.batches: list[Event[RequestBatch]] = []
+requests = Registry[Any]()
 
 
-requests = Registry[Pending]()
-
-
-@requests.on(RequestBatch)
-async def collect(tx: Connection, event: Event[Any], deps: Pending) -> None:
-    """Collected, not stored one by one: the whole read is stored with one COPY."""
-    deps.batches.append(event)
+@requests.on_batch(RequestBatch)
+async def ingest(tx: Connection, batch: list[Event[Any]], deps: Any) -> None:
+    """The fresh request batches of one read, stored with one COPY and one upsert per rollup."""
+    await service.ingest(tx, batch)

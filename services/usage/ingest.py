@@ -1,9 +1,9 @@
 """The consumer of gateway.requests: one transaction per read stores every fresh batch at once.
 
-The shared consumer records the batches' event ids in the inbox and calls the handlers of
-the fresh ones (consumers.collect gathers them); then, in the same transaction, everything
-gathered is stored with one COPY and one upsert per rollup. A batch redelivered after a crash
-or a consumer's death is found in the inbox and skipped, so every record counts once.
+The shared consumer records the batches' event ids in the inbox and hands the fresh ones to
+consumers.ingest, which stores them in the same transaction with one COPY and one upsert per
+rollup. A batch redelivered after a crash or a consumer's death is found in the inbox and
+skipped, so every record counts once.
 """
 
 from __future__ import annotations
@@ -13,26 +13,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.usage import service
-from services.usage.consumers import Pending, requests
+from services.usage.consumers import requests
 from services.usage.settings import UsageSettings
 from shared.bus import Consumer, ConsumerConfig
-from shared.db import Connection, Pool
+from shared.db import Pool
 from shared.events import GATEWAY_REQUESTS_STREAM
 from shared.http.app import Resources
 
 GROUP = "usage.requests"
-
-
-class IngestConsumer(Consumer[Pending]):
-    async def _apply(self, conn: Connection, batch: list[Any]) -> None:
-        self.deps.batches.clear()
-        try:
-            await super()._apply(conn, batch)
-            if self.deps.batches:
-                await service.ingest(conn, self.deps.batches)
-        finally:
-            self.deps.batches.clear()
 
 
 def config(settings: UsageSettings, stream: str = GATEWAY_REQUESTS_STREAM) -> ConsumerConfig:
@@ -45,8 +33,8 @@ def config(settings: UsageSettings, stream: str = GATEWAY_REQUESTS_STREAM) -> Co
     )
 
 
-def consumer(redis: Redis, pool: Pool, settings: UsageSettings) -> IngestConsumer:
-    return IngestConsumer(redis, pool, config(settings), requests, Pending())
+def consumer(redis: Redis, pool: Pool, settings: UsageSettings) -> Consumer[Any]:
+    return Consumer(redis, pool, config(settings), requests, None)
 
 
 async def run(resources: Resources, stop: asyncio.Event) -> None:

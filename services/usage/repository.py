@@ -226,12 +226,12 @@ _AUDIT_COLUMNS = (
 )
 
 
-async def insert_audit(tx: Connection, row: AuditRow) -> None:
-    await tx.execute(
+async def insert_audit(tx: Connection, rows: list[AuditRow]) -> None:
+    await tx.executemany(
         "INSERT INTO audit_logs (id, tenant_id, actor_kind, actor_id, action, target_type, target_id,"
         " correlation_id, source_ip, data, occurred_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
-        *msgspec.structs.astuple(row),
+        [msgspec.structs.astuple(row) for row in rows],
     )
 
 

@@ -48,8 +48,8 @@ async def ingest(tx: Connection, batches: list[Event[RequestBatch]]) -> int:
     return len(metered.rows)
 
 
-async def record_audit(tx: Connection, event: Event[Any]) -> None:
-    await repository.insert_audit(tx, audit_row(event))
+async def record_audit(tx: Connection, batch: list[Event[Any]]) -> None:
+    await repository.insert_audit(tx, [audit_row(event) for event in batch])
 
 
 async def publish_key_usage(tx: Connection, limit: int = 5_000) -> int:

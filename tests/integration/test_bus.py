@@ -93,12 +93,14 @@ async def test_relay_killed_between_xadd_and_mark_loses_and_doubles_nothing(
     assert await effect_counts(pool) == {e.id: 1 for e in sent}  # the inbox absorbed the copies
 
 
+@pytest.mark.parametrize("handler", ["per-event", "batch"])
 async def test_sigkilled_consumer_mid_batch_is_finished_by_the_other(
-    peers: DevEnv, pool: Pool, redis: Redis, schema: str
+    peers: DevEnv, pool: Pool, redis: Redis, schema: str, handler: str
 ) -> None:
     sent = await commit_pings(pool, 300)
     await publish_all(OutboxRelay(pool, redis, schema=schema))
-    slow = spawn("consume", peers, schema, "--name", "doomed", "--delay", "0.02", "--batch", "100")
+    mode = ("--batch-handler",) if handler == "batch" else ()
+    slow = spawn("consume", peers, schema, "--name", "doomed", "--delay", "0.02", "--batch", "100", *mode)
     steady = None
     try:
 
@@ -114,7 +116,7 @@ async def test_sigkilled_consumer_mid_batch_is_finished_by_the_other(
         await asyncio.sleep(0.3)  # mid-batch: effects inserted but not committed
         slow.send_signal(signal.SIGKILL)
         assert slow.wait(10) == -signal.SIGKILL
-        steady = spawn("consume", peers, schema, "--name", "steady", "--claim-idle-ms", "300")
+        steady = spawn("consume", peers, schema, "--name", "steady", "--claim-idle-ms", "300", *mode)
 
         async def all_applied() -> bool:
             return len(await effect_counts(pool)) == len(sent)
@@ -166,6 +168,71 @@ async def test_poison_event_goes_to_dead_letter_after_max_deliveries(
     assert entry[b"reason"] == b"max_deliveries"
     assert entry[b"deliveries"] == b"4"
     assert msgspec.json.decode(entry[b"event"])["id"] == str(bad[0].id)
+
+
+async def test_poison_event_in_a_batch_handler_is_isolated_and_dead_lettered(
+    pool: Pool, redis: Redis, schema: str
+) -> None:
+    registry = Registry[Any]()
+    batches: list[int] = []
+
+    @registry.on_batch(IdentityPing)
+    async def fragile_all(tx: Connection, batch: list[Event[Any]], deps: Any) -> None:
+        batches.append(len(batch))
+        await tx.executemany("INSERT INTO effects (event_id) VALUES ($1)", [(e.id,) for e in batch])
+        if any(e.data.note == "poison" for e in batch):
+            raise ValueError("cannot handle this one")
+
+    good = await commit_pings(pool, 5)
+    bad = await commit_pings(pool, 1, note="poison")
+    more = await commit_pings(pool, 5)
+    await publish_all(OutboxRelay(pool, redis, schema=schema))
+    c = consumer(redis, pool, registry, claim_idle_ms=50, max_deliveries=3)
+
+    async def parked() -> bool:
+        return await redis.exists(DEAD) == 1 and await _no_pending(redis)
+
+    await run_until(c, parked)
+    # The batch of 11 fails as a whole (its writes rolled back), then each event runs alone;
+    # the poison one fails alone twice more before it is parked.
+    assert batches == [11] + [1] * 11 + [1, 1]
+    assert await effect_counts(pool) == {e.id: 1 for e in good + more}
+    [(_, entry)] = await redis.xrange(DEAD)
+    assert msgspec.json.decode(entry[b"event"])["id"] == str(bad[0].id)
+
+
+async def test_batch_handlers_get_fresh_events_once_by_type_in_order(
+    pool: Pool, redis: Redis, schema: str
+) -> None:
+    registry = Registry[Any]()
+    seen: list[list[str]] = []
+    single: list[str] = []
+
+    @registry.on_batch(IdentityPing)
+    async def record_all(tx: Connection, batch: list[Event[Any]], deps: Any) -> None:
+        seen.append([e.data.note for e in batch])
+        await tx.executemany("INSERT INTO effects (event_id) VALUES ($1)", [(e.id,) for e in batch])
+
+    @registry.on(IdentityPing)
+    async def one(tx: Connection, event: Event[Any], deps: Any) -> None:
+        single.append(event.data.note)
+
+    sent = await commit_pings(pool, 6)
+    await publish_all(OutboxRelay(pool, redis, schema=schema))
+    from shared.events import encode
+
+    # Two copies of the first event arrive again, one within the next batch.
+    for e in (sent[0], sent[0]):
+        await redis.xadd(IDENTITY_STREAM, {"type": e.type, "event": encode(e)})
+    c = consumer(redis, pool, registry, batch_size=4)
+    await c._ensure_groups()
+    while await c.read_once():
+        pass
+    notes = [e.data.note for e in sent]
+    assert seen == [notes[:4], notes[4:]]  # the copies were absorbed by the inbox
+    assert single == notes
+    assert await effect_counts(pool) == {e.id: 1 for e in sent}
+    assert await _no_pending(redis)
 
 
 async def test_malformed_entries_are_dead_lettered_and_processing_continues(

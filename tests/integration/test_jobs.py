@@ -58,6 +58,33 @@ async def test_job_runs_once_per_id_and_retries(peers: DevEnv, redis: Redis) -> 
     await again.aclose()
 
 
+async def test_a_job_enqueued_in_the_worker_process_starts_without_waiting_for_the_poll(
+    peers: DevEnv, redis: Redis
+) -> None:
+    await redis.flushdb()
+    RUNS.clear()
+    url = scratch_redis_url(peers)
+    resources = Resources(settings=CommonSettings(redis_url=url), redis=redis)
+    stop = asyncio.Event()
+    # A poll once a minute: only the wake-up can start the job within the 20 s allowed below.
+    task = asyncio.create_task(jobs.worker_task("tests", [record], poll_delay=60)(resources, stop))
+    queue = await jobs.connect(url, "tests")
+    try:
+        await eventually(lambda: _worker_polled(redis))
+        await jobs.enqueue(queue, "record", "woken", {}, job_id="woken")
+        await eventually(lambda: _ran(1), 20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await queue.aclose()
+    assert [r[0] for r in RUNS] == ["woken"]
+
+
+async def _worker_polled(redis: Redis) -> bool:
+    """arq records its health check at the first poll: from then on it sleeps `poll_delay`."""
+    return bool(await redis.keys("arq:queue:tests:health-check"))
+
+
 async def _ran(n: int) -> bool:
     return len(RUNS) >= n
 
