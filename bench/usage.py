@@ -36,7 +36,7 @@ import asyncpg
 import httpx
 import msgspec
 
-from bench.common import REPO, Figure, percentile, repeated, single
+from bench.common import REPO, Figure, free_port, percentile, repeated, single
 from bench.procs import BenchError
 from services.usage.ingest import GROUP
 from services.usage.service import encode_cursor
@@ -237,7 +237,7 @@ ACTIONS = (
 
 def _audit(dsn: str, redis_url: str, key_dir: Any) -> list[Figure]:
     big = asyncio.run(_seed_audit(dsn))
-    port = _free_port()
+    port = free_port()
     api = _spawn(dsn, redis_url, "serve", port=port, key_dir=key_dir)
     signer = AssertionSigner((key_dir / "assertion_private.pem").read_text())
     try:
@@ -432,9 +432,3 @@ async def _reset_data(dsn: str, redis_url: str) -> None:
         await redis.flushdb()
     finally:
         await redis.aclose()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
