@@ -44,6 +44,16 @@ REDIS_DB = 7  # apart from the other scenarios
 ROOT = REPO / ".dev" / "bench" / "billing"
 SECRETS = ("whsec_bench_previous", "whsec_bench_current")
 READY_TIMEOUT = 60.0  # a hang guard, not a performance check
+METRICS = tuple(
+    f"billing/{m}"
+    for m in (
+        "webhook_p50_ms",
+        "webhook_p99_ms",
+        "webhook_max_ms",
+        "webhooks_per_s",
+        "webhook_p99_ms_saturated",
+    )
+)
 
 SETTINGS: dict[str, Any] = {
     "server": "one `catalytic serve billing` process (uvicorn, uvloop), APP_ENV=production",
@@ -110,7 +120,7 @@ def _event(created: int) -> bytes:
         "subscription": sub_id,
         "tax_rates": [],
     }
-    subscription = {
+    subscription: dict[str, Any] = {
         "id": sub_id,
         "object": "subscription",
         "application": None,

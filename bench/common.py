@@ -185,12 +185,12 @@ def free_port() -> int:
 
 
 async def wait_ready(
-    http: httpx.AsyncClient, proc: subprocess.Popen[bytes], name: str, log: Path, timeout: float = 60.0
+    http: httpx.AsyncClient, proc: subprocess.Popen[bytes], name: str, log: Path, within: float = 60.0
 ) -> None:
     """Until `proc` answers 200 on /health; raise if it exits or hangs (a guard, not a measurement)."""
     from bench.procs import BenchError
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         if proc.poll() is not None:
             raise BenchError(f"{name} exited with {proc.returncode}; see {log}")

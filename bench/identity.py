@@ -43,6 +43,16 @@ REDIS_DB = 6  # apart from the other scenarios
 ROOT = REPO / ".dev" / "bench" / "identity"
 PASSWORD = "Velvet-Orbit-Lantern-42"
 READY_TIMEOUT = 60.0  # a hang guard, not a performance check
+METRICS = (
+    *(
+        f"identity/{m}_c{c}"
+        for c in CONCURRENCY
+        for m in ("login_p50_ms", "login_p99_ms", "logins_per_s", "login_errors")
+    ),
+    "identity/token_sign_us",
+    "identity/token_verify_us",
+    "identity/argon2id_verify_ms",
+)
 
 SETTINGS: dict[str, Any] = {
     "argon2": "argon2id m=19456 KiB, t=2, p=1 (IDENTITY_PASSWORD_HASH_PROFILE=owasp, APP_ENV=production)",

@@ -48,6 +48,17 @@ ROOT = REPO / ".dev" / "bench" / "notifier"
 MIGRATIONS = REPO / "services" / "notifier" / "migrations"
 READY_TIMEOUT = 60.0  # hang guards, not performance checks
 DRAIN_TIMEOUT = 180.0
+METRICS = tuple(
+    f"notifier/{m}"
+    for m in (
+        "event_to_smtp_p50_ms",
+        "event_to_smtp_p99_ms",
+        "event_to_smtp_max_ms",
+        "latency_rate_per_s",
+        "emails_per_s",
+        "worker_cpu_ms_per_email",
+    )
+)
 
 SETTINGS: dict[str, Any] = {
     "latency_rate_per_s": RATE,

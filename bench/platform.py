@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
@@ -39,8 +40,14 @@ class Platform:
         return self.env[f"{service.upper()}_URL"]
 
     def pids(self) -> dict[str, int]:
-        """Process name (`gateway-api`, `usage-worker`, …) -> pid."""
-        return {child.name: child.proc.pid for child in self.supervisor.children}
+        """Process name (`gateway-api`, `usage-worker`, …) -> pid; the server processes of a
+        `serve --workers N` are `gateway-api-1`…, beside their supervisor."""
+        out: dict[str, int] = {}
+        for child in self.supervisor.children:
+            out[child.name] = child.proc.pid
+            for i, pid in enumerate(_server_children(child.proc.pid), 1):
+                out[f"{child.name}-{i}"] = pid
+        return out
 
 
 def settings(env: DevEnv) -> dict[str, str]:
@@ -99,3 +106,19 @@ async def _prepare(admin_url: str, redis_url: str) -> dict[str, str]:
     finally:
         await redis.aclose()
     return roles
+
+
+def _server_children(parent: int) -> list[int]:
+    """The uvicorn worker processes a supervisor started (not multiprocessing's resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"resource_tracker" not in argv:
+            found.append(int(entry.name))
+    return sorted(found)

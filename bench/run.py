@@ -86,14 +86,20 @@ def run_scenario(name: str, module: ModuleType, env: DevEnv) -> list[Figure]:
     run = cast(Scenario, module.run)
     background = background_cpu_pct()
     if background > BACKGROUND_WARN_PCT:
-        print(f"bench: the machine is {background:.0f}% busy before {name}; figures will be low", file=sys.stderr)
+        print(
+            f"bench: the machine is {background:.0f}% busy before {name}; figures will be low",
+            file=sys.stderr,
+        )
     figures = run(env)
     for figure in figures:
         print(json.dumps(figure.as_dict()), flush=True)
     missing = set(declared(module)) - {f.name for f in figures}
     if missing:
         print(f"bench: {name} did not measure {', '.join(sorted(missing))}", file=sys.stderr)
-    settings = {**cast(dict[str, Any], getattr(module, "SETTINGS", {})), "background_cpu_pct": round(background, 1)}
+    settings = {
+        **cast(dict[str, Any], getattr(module, "SETTINGS", {})),
+        "background_cpu_pct": round(background, 1),
+    }
     path = write_results(name, figures, settings)
     print(f"bench: {len(figures)} figures written to {path.relative_to(REPO)}", file=sys.stderr)
     return figures

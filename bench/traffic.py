@@ -27,6 +27,7 @@ from bench.procs import BenchError
 from shared.devstack.fakestripe.signing import sign
 
 PASSWORD = "Velvet-Orbit-Lantern-42"
+_ERROR_KINDS = ("connect", "read", "write", "timeout", "non2xx")
 
 _LUA = """
 local ffi = require("ffi")
@@ -65,9 +66,9 @@ end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'BENCH {"requests": %d, "duration_us": %d, "errors": %d, "non2xx": %d, '
-    .. '"p50": %d, "p99": %d, "max": %d}\\n',
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    'BENCH {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, '
+    .. '"timeout": %d, "non2xx": %d, "p50": %d, "p99": %d, "max": %d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.timeout, e.status,
     latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
@@ -135,9 +136,12 @@ class WrkRun:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    error_kinds: dict[str, int]
 
 
-def start_wrk(gateway: str, callers: list[Caller], connections: int, seconds: float, rate: float | None) -> subprocess.Popen[str]:
+def start_wrk(
+    gateway: str, callers: list[Caller], connections: int, seconds: float, rate: float | None
+) -> subprocess.Popen[str]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-traffic-"))
     script = tmp / "mixed.lua"
     script.write_text(_LUA)
@@ -157,10 +161,11 @@ def finish_wrk(proc: subprocess.Popen[str]) -> WrkRun:
     return WrkRun(
         requests=got["requests"],
         rps=got["requests"] / (got["duration_us"] / 1e6),
-        errors=got["errors"] + got["non2xx"],
+        errors=sum(got[k] for k in _ERROR_KINDS),
         p50_ms=got["p50"] / 1000,
         p99_ms=got["p99"] / 1000,
         max_ms=got["max"] / 1000,
+        error_kinds={k: got[k] for k in _ERROR_KINDS},
     )
 
 
@@ -184,7 +189,10 @@ async def side_traffic(
         async def webhooks() -> None:
             while time.monotonic() < stop:
                 body = _stripe_event()
-                headers = {"Content-Type": "application/json", "Stripe-Signature": sign(body, platform.WEBHOOK_SECRET)}
+                headers = {
+                    "Content-Type": "application/json",
+                    "Stripe-Signature": sign(body, platform.WEBHOOK_SECRET),
+                }
                 resp = await http.post("/webhooks/stripe", content=body, headers=headers)
                 tally.record("webhook", resp, 200)
                 await asyncio.sleep(1 / webhooks_per_s)

@@ -69,6 +69,17 @@ ROOT = REPO / ".dev" / "bench" / "usage"
 MIGRATIONS = REPO / "services" / "usage" / "migrations"
 READY_TIMEOUT = 60.0  # hang guards, not performance checks
 DRAIN_TIMEOUT = 300.0
+SHAPES = ("latest", "deep_cursor", "actor", "action", "action_prefix", "actor_kind", "one_day")
+METRICS = (
+    # The contract's name: ingestion with as many worker processes as cores (the largest count).
+    "usage_ingest/rows_per_s",
+    *(
+        f"usage/ingest_{m}_{w}_worker{'s' if w > 1 else ''}"
+        for w in WORKER_COUNTS
+        for m in ("rows_per_s", "cpu_us_per_row")
+    ),
+    *(f"usage/audit_{shape}_{p}_ms" for shape in (*SHAPES, "query") for p in ("p50", "p99")),
+)
 
 SETTINGS: dict[str, Any] = {
     "records": RECORDS,
@@ -107,6 +118,8 @@ def run(env: DevEnv) -> list[Figure]:
         label = f"{workers}_worker{'s' if workers > 1 else ''}"
         figures.append(repeated("usage", f"ingest_rows_per_s_{label}", rates, "rows/s"))
         figures.append(repeated("usage", f"ingest_cpu_us_per_row_{label}", cpu, "us"))
+        if workers == max(WORKER_COUNTS):
+            figures.append(repeated("usage_ingest", "rows_per_s", rates, "rows/s"))
     figures += _audit(env.database_url, redis_url, key_dir)
     return figures
 

@@ -80,7 +80,10 @@ async def _measure(p: platform.Platform) -> tuple[list[float], float]:
         start = time.monotonic()
         for i, (invoice_id, body) in enumerate(bodies):
             await asyncio.sleep(max(0.0, start + i / RATE - time.monotonic()))
-            headers = {"Content-Type": "application/json", "Stripe-Signature": sign(body, platform.WEBHOOK_SECRET)}
+            headers = {
+                "Content-Type": "application/json",
+                "Stripe-Signature": sign(body, platform.WEBHOOK_SECRET),
+            }
             sent[invoice_id] = time.time()
             resp = await http.post(hook, content=body, headers=headers)
             if resp.status_code != 200:
@@ -113,7 +116,9 @@ async def _renewal(http: httpx.AsyncClient, stripe: str, sub_id: str) -> tuple[s
     """Renew the subscription in the fake Stripe; the `invoice.paid` it caused, not yet delivered."""
     done = await _helper(http, stripe, f"subscriptions/{sub_id}/renew", {})
     for event_id in done["fake_events"]:
-        resp = await http.get(f"{stripe}/v1/events/{event_id}", headers={"Authorization": f"Bearer {STRIPE_KEY}"})
+        resp = await http.get(
+            f"{stripe}/v1/events/{event_id}", headers={"Authorization": f"Bearer {STRIPE_KEY}"}
+        )
         _expect(resp, 200, "event")
         event = resp.json()
         if event["type"] == "invoice.paid":
@@ -123,7 +128,10 @@ async def _renewal(http: httpx.AsyncClient, stripe: str, sub_id: str) -> tuple[s
 
 async def _helper(http: httpx.AsyncClient, stripe: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     resp = await http.post(
-        f"{stripe}/v1/test_helpers/{path}", json=body, headers={"Authorization": f"Bearer {STRIPE_KEY}"}, timeout=60
+        f"{stripe}/v1/test_helpers/{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+        timeout=60,
     )
     _expect(resp, 200, path)
     got: dict[str, Any] = resp.json()
@@ -138,12 +146,8 @@ async def _receipts(mail_dir: Path, seen: set[str], invoices: set[str]) -> dict[
     found: dict[str, float] = {}
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while not invoices <= set(found):
-        for path in sorted(mail_dir.glob("*.eml")):
-            if path.name in seen:
-                continue
-            seen.add(path.name)
-            invoice = _invoice_of(path)
-            if invoice in invoices:
+        for path, invoice in _new_mail(mail_dir, seen):
+            if invoice is not None and invoice in invoices:
                 if invoice in found:
                     raise BenchError(f"two receipts for {invoice}: exactly-once broken")
                 found[invoice] = _stamp(path.name)
@@ -151,6 +155,16 @@ async def _receipts(mail_dir: Path, seen: set[str], invoices: set[str]) -> dict[
             raise BenchError(f"only {len(found)} of {len(invoices)} receipts arrived in {DRAIN_TIMEOUT:.0f}s")
         await asyncio.sleep(0.05)
     return found
+
+
+def _new_mail(mail_dir: Path, seen: set[str]) -> list[tuple[Path, str | None]]:
+    """(file, invoice id of the receipt) of the mails not seen before."""
+    fresh = []
+    for path in sorted(mail_dir.glob("*.eml")):
+        if path.name not in seen:
+            seen.add(path.name)
+            fresh.append((path, _invoice_of(path)))
+    return fresh
 
 
 def _invoice_of(path: Path) -> str | None:
