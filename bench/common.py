@@ -218,3 +218,13 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def server_children(parent: int) -> list[int]:
+    """The server processes `serve --workers N` started under `parent` (uvicorn's supervisor),
+    leaving out multiprocessing's resource tracker."""
+    found = []
+    for pid, (ppid, _, argv) in _proc_stats().items():
+        if ppid == parent and not any("resource_tracker" in a for a in argv):
+            found.append(pid)
+    return sorted(found)

@@ -16,9 +16,11 @@ from shared.devstack import DevEnv
 
 REPEATS = 5
 REQUESTS = 1_000
-SECONDS = 30  # an upper bound: each run stops after REQUESTS answers
+# wrk stops sending after REQUESTS answers but waits out its duration: keep it short, and check
+# from `health/requests` that every run got its REQUESTS answers.
+SECONDS = 5
 CONNECTIONS = 10
-METRICS = tuple(f"health/{m}" for m in ("p50_ms", "p95_ms", "p99_ms", "rps", "errors", "requests"))
+METRICS = tuple(f"health/{m}" for m in ("p50_ms", "p95_ms", "p99_ms", "errors", "requests"))
 
 SETTINGS: dict[str, Any] = {
     "repeats": REPEATS,
@@ -50,10 +52,9 @@ def run(env: DevEnv) -> list[Figure]:
                 ("p50_ms", got.p50_ms),
                 ("p95_ms", got.p95_ms),
                 ("p99_ms", got.p99_ms),
-                ("rps", got.rps),
                 ("errors", float(got.errors)),
                 ("requests", float(got.requests)),
             ):
                 series.setdefault(metric, []).append(value)
-    units = {"rps": "req/s", "errors": "count", "requests": "count"}
+    units = {"errors": "count", "requests": "count"}
     return [repeated("health", m, v, units.get(m, "ms")) for m, v in series.items()]

@@ -13,11 +13,10 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 
-from bench.common import REPO, free_port
+from bench.common import REPO, free_port, server_children
 from shared.devstack import DevEnv
 from shared.http.app import redis_client
 from shared.platform import SERVICES
@@ -45,7 +44,7 @@ class Platform:
         out: dict[str, int] = {}
         for child in self.supervisor.children:
             out[child.name] = child.proc.pid
-            for i, pid in enumerate(_server_children(child.proc.pid), 1):
+            for i, pid in enumerate(server_children(child.proc.pid), 1):
                 out[f"{child.name}-{i}"] = pid
         return out
 
@@ -106,19 +105,3 @@ async def _prepare(admin_url: str, redis_url: str) -> dict[str, str]:
     finally:
         await redis.aclose()
     return roles
-
-
-def _server_children(parent: int) -> list[int]:
-    """The uvicorn worker processes a supervisor started (not multiprocessing's resource tracker)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            argv = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and b"resource_tracker" not in argv:
-            found.append(int(entry.name))
-    return sorted(found)

@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +77,8 @@ def main(scenarios: list[str]) -> None:
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+    # A SIGTERM (a killed `make bench`) unwinds like Ctrl-C: every peer and process is stopped.
+    signal.signal(signal.SIGTERM, _terminate)
     modules = {name: importlib.import_module(SCENARIOS[name]) for name in names}
     with _own_peers(), DevStack(BENCH_ROOT, PORTS, peers=True, fast=False) as env:
         for name, module in modules.items():
@@ -103,6 +106,10 @@ def run_scenario(name: str, module: ModuleType, env: DevEnv) -> list[Figure]:
     path = write_results(name, figures, settings)
     print(f"bench: {len(figures)} figures written to {path.relative_to(REPO)}", file=sys.stderr)
     return figures
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextmanager
