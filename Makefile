@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-compose lint unit bench venv clean
+.PHONY: run test test-compose lint unit bench soak venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,14 @@ test: lint
 test-compose: venv
 	infra/compose/test.sh
 
+# Every scenario but the soak; starts and stops its own peers and platform (docs/benchmarks.md).
 bench: venv
 	$(BIN)/catalytic bench
+
+# Mixed traffic at 1,000 req/s through the gateway: errors and RSS growth (`make soak SOAK_SECONDS=60`).
+SOAK_SECONDS ?= 600
+soak: venv
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/catalytic bench soak
 
 clean:
 	rm -rf .dev/test .pytest_cache .mypy_cache .ruff_cache

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import REPO, Figure, percentile, repeated
+from bench.common import REPO, Figure, free_port, percentile, repeated, wait_ready
 from bench.procs import BenchError
 from shared.auth.assertion import HEADER, AssertionSigner, Caller
 from shared.devstack import DevEnv
@@ -45,6 +44,16 @@ REDIS_DB = 7  # apart from the other scenarios
 ROOT = REPO / ".dev" / "bench" / "billing"
 SECRETS = ("whsec_bench_previous", "whsec_bench_current")
 READY_TIMEOUT = 60.0  # a hang guard, not a performance check
+METRICS = tuple(
+    f"billing/{m}"
+    for m in (
+        "webhook_p50_ms",
+        "webhook_p99_ms",
+        "webhook_max_ms",
+        "webhooks_per_s",
+        "webhook_p99_ms_saturated",
+    )
+)
 
 SETTINGS: dict[str, Any] = {
     "server": "one `catalytic serve billing` process (uvicorn, uvloop), APP_ENV=production",
@@ -66,7 +75,7 @@ def run(env: DevEnv) -> list[Figure]:
     SETTINGS["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]  # a shared machine?
     redis_url = env.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     keys = local_keys_env(ROOT / "keys", "bench")
-    port = _free_port()
+    port = free_port()
     series: dict[str, tuple[str, list[float]]] = {}
     for _ in range(REPEATS):
         asyncio.run(_reset(env.database_url))
@@ -111,7 +120,7 @@ def _event(created: int) -> bytes:
         "subscription": sub_id,
         "tax_rates": [],
     }
-    subscription = {
+    subscription: dict[str, Any] = {
         "id": sub_id,
         "object": "subscription",
         "application": None,
@@ -296,7 +305,7 @@ async def _measure(
 ) -> dict[str, tuple[str, float]]:
     auth = _Assertions(signer)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as probe:
-        await _wait_ready(probe, server)
+        await wait_ready(probe, server, "billing", ROOT / "billing-api.log", READY_TIMEOUT)
     http = _Connections(port)
     try:
         for body, signature in _signed(CONCURRENCY):  # connections, prepared statements
@@ -378,25 +387,3 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
-
-
-async def _wait_ready(http: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        if server.poll() is not None:
-            raise BenchError(f"billing exited with {server.returncode}; see {ROOT / 'billing-api.log'}")
-        try:
-            if (await http.get("/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise BenchError("billing did not become healthy")
-        await asyncio.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import math
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -170,3 +175,56 @@ def _proc_stats() -> dict[int, tuple[int, tuple[int, int], list[str]]]:
         reaped = int(fields[13]) + int(fields[14])
         found[int(entry.name)] = (int(fields[1]), (own, reaped), argv)
     return found
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(
+    http: httpx.AsyncClient, proc: subprocess.Popen[bytes], name: str, log: Path, within: float = 60.0
+) -> None:
+    """Until `proc` answers 200 on /health; raise if it exits or hangs (a guard, not a measurement)."""
+    from bench.procs import BenchError
+
+    deadline = time.monotonic() + within
+    while True:
+        if proc.poll() is not None:
+            raise BenchError(f"{name} exited with {proc.returncode}; see {log}")
+        try:
+            if (await http.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(f"{name} did not become healthy")
+        await asyncio.sleep(0.1)
+
+
+def background_cpu_pct(seconds: float = 2.0) -> float:
+    """Share of the machine busy with others before a run: the figures assume it is near zero."""
+    busy0, total0 = machine_cpu()
+    time.sleep(seconds)
+    busy1, total1 = machine_cpu()
+    return 100 * (busy1 - busy0) / max(total1 - total0, 1e-9)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of one process, in MiB (VmRSS from /proc, Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def server_children(parent: int) -> list[int]:
+    """The server processes `serve --workers N` started under `parent` (uvicorn's supervisor),
+    leaving out multiprocessing's resource tracker."""
+    found = []
+    for pid, (ppid, _, argv) in _proc_stats().items():
+        if ppid == parent and not any("resource_tracker" in a for a in argv):
+            found.append(pid)
+    return sorted(found)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from typing import Any
 import argon2
 import httpx
 
-from bench.common import REPO, Figure, percentile, single
+from bench.common import REPO, Figure, free_port, percentile, single, wait_ready
 from bench.procs import BenchError
 from services.identity.service.passwords import PROFILES
 from shared.auth.assertion import HEADER, AssertionSigner, Caller
@@ -44,6 +43,16 @@ REDIS_DB = 6  # apart from the other scenarios
 ROOT = REPO / ".dev" / "bench" / "identity"
 PASSWORD = "Velvet-Orbit-Lantern-42"
 READY_TIMEOUT = 60.0  # a hang guard, not a performance check
+METRICS = (
+    *(
+        f"identity/{m}_c{c}"
+        for c in CONCURRENCY
+        for m in ("login_p50_ms", "login_p99_ms", "logins_per_s", "login_errors")
+    ),
+    "identity/token_sign_us",
+    "identity/token_verify_us",
+    "identity/argon2id_verify_ms",
+)
 
 SETTINGS: dict[str, Any] = {
     "argon2": "argon2id m=19456 KiB, t=2, p=1 (IDENTITY_PASSWORD_HASH_PROFILE=owasp, APP_ENV=production)",
@@ -65,7 +74,7 @@ def run(env: DevEnv) -> list[Figure]:
     redis_url = env.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     keys = local_keys_env(ROOT / "keys", "bench")
     asyncio.run(_reset(env.database_url, redis_url))
-    port = _free_port()
+    port = free_port()
     server = _start_server(env.database_url, redis_url, keys, port)
     try:
         signer = AssertionSigner(Path(keys["ASSERTION_PRIVATE_KEY_FILE"]).read_text())
@@ -82,7 +91,7 @@ def run(env: DevEnv) -> list[Figure]:
 
 async def _measure(base: str, signer: AssertionSigner, server: subprocess.Popen[bytes]) -> list[Figure]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        await _wait_ready(http, server)
+        await wait_ready(http, server, "identity", ROOT / "identity-api.log", READY_TIMEOUT)
         emails = [f"bench-{i}-{os.urandom(4).hex()}@bench.test" for i in range(USERS)]
         for i, email in enumerate(emails):
             body = {"email": email, "password": PASSWORD, "company_name": f"Bench {i}"}
@@ -195,25 +204,3 @@ def _start_server(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-async def _wait_ready(http: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        if server.poll() is not None:
-            raise BenchError(f"identity exited with {server.returncode}; see {ROOT / 'identity-api.log'}")
-        try:
-            if (await http.get("/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise BenchError("identity did not become healthy")
-        await asyncio.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -19,7 +19,6 @@ import asyncio
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from uuid import UUID
 
 import asyncpg
 
-from bench.common import REPO, Figure, percentile, single
+from bench.common import REPO, Figure, free_port, percentile, single
 from bench.procs import BenchError
 from shared import events
 from shared.devstack import DevEnv
@@ -49,6 +48,17 @@ ROOT = REPO / ".dev" / "bench" / "notifier"
 MIGRATIONS = REPO / "services" / "notifier" / "migrations"
 READY_TIMEOUT = 60.0  # hang guards, not performance checks
 DRAIN_TIMEOUT = 180.0
+METRICS = tuple(
+    f"notifier/{m}"
+    for m in (
+        "event_to_smtp_p50_ms",
+        "event_to_smtp_p99_ms",
+        "event_to_smtp_max_ms",
+        "latency_rate_per_s",
+        "emails_per_s",
+        "worker_cpu_ms_per_email",
+    )
+)
 
 SETTINGS: dict[str, Any] = {
     "latency_rate_per_s": RATE,
@@ -71,7 +81,7 @@ def run(env: DevEnv) -> list[Figure]:
     shutil.rmtree(ROOT, ignore_errors=True)
     mail_dir = ROOT / "mail"
     mail_dir.mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     catcher = start_mailcatcher("127.0.0.1", port, mail_dir, ROOT / "smtp-control.json", ROOT)
     worker = _start_worker(env.database_url, redis_url, port)
     try:
@@ -248,9 +258,3 @@ def _start_worker(dsn: str, redis_url: str, smtp_port: int) -> subprocess.Popen[
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

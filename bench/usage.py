@@ -36,7 +36,7 @@ import asyncpg
 import httpx
 import msgspec
 
-from bench.common import REPO, Figure, percentile, repeated, single
+from bench.common import REPO, Figure, free_port, percentile, repeated, single
 from bench.procs import BenchError
 from services.usage.ingest import GROUP
 from services.usage.service import encode_cursor
@@ -69,6 +69,17 @@ ROOT = REPO / ".dev" / "bench" / "usage"
 MIGRATIONS = REPO / "services" / "usage" / "migrations"
 READY_TIMEOUT = 60.0  # hang guards, not performance checks
 DRAIN_TIMEOUT = 300.0
+SHAPES = ("latest", "deep_cursor", "actor", "action", "action_prefix", "actor_kind", "one_day")
+METRICS = (
+    # The contract's name: ingestion with as many worker processes as cores (the largest count).
+    "usage_ingest/rows_per_s",
+    *(
+        f"usage/ingest_{m}_{w}_worker{'s' if w > 1 else ''}"
+        for w in WORKER_COUNTS
+        for m in ("rows_per_s", "cpu_us_per_row")
+    ),
+    *(f"usage/audit_{shape}_{p}_ms" for shape in (*SHAPES, "query") for p in ("p50", "p99")),
+)
 
 SETTINGS: dict[str, Any] = {
     "records": RECORDS,
@@ -107,6 +118,8 @@ def run(env: DevEnv) -> list[Figure]:
         label = f"{workers}_worker{'s' if workers > 1 else ''}"
         figures.append(repeated("usage", f"ingest_rows_per_s_{label}", rates, "rows/s"))
         figures.append(repeated("usage", f"ingest_cpu_us_per_row_{label}", cpu, "us"))
+        if workers == max(WORKER_COUNTS):
+            figures.append(repeated("usage_ingest", "rows_per_s", rates, "rows/s"))
     figures += _audit(env.database_url, redis_url, key_dir)
     return figures
 
@@ -237,7 +250,7 @@ ACTIONS = (
 
 def _audit(dsn: str, redis_url: str, key_dir: Any) -> list[Figure]:
     big = asyncio.run(_seed_audit(dsn))
-    port = _free_port()
+    port = free_port()
     api = _spawn(dsn, redis_url, "serve", port=port, key_dir=key_dir)
     signer = AssertionSigner((key_dir / "assertion_private.pem").read_text())
     try:
@@ -432,9 +445,3 @@ async def _reset_data(dsn: str, redis_url: str) -> None:
         await redis.flushdb()
     finally:
         await redis.aclose()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

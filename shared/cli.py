@@ -16,8 +16,14 @@ def _serve(args: argparse.Namespace) -> None:
 
     info = service(args.service)
     settings = info.module("settings").get_settings()
+    # Several processes need an import string (each worker builds its own app); one keeps the
+    # app built here, so a bad setting fails before the server starts.
+    workers = max(1, args.workers)
+    app = f"services.{info.name}.app:app" if workers > 1 else info.module().app()
     uvicorn.run(
-        info.module().app(),
+        app,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_config=None,
@@ -198,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("service", choices=list(SERVICES))
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, default=1, help="server processes on one socket (default 1)")
     p.set_defaults(fn=_serve)
     p = sub.add_parser("worker", help="run a service's worker (outbox relay, consumers, jobs)")
     p.add_argument("service", choices=list(SERVICES))

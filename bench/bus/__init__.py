@@ -26,6 +26,21 @@ E2E_SECONDS = 11.0
 LIGHT_RATE = 100.0  # a rate this machine handles with CPU to spare: the path's own latency
 LIGHT_SECONDS = 6.0
 BACKGROUND_WARN_PCT = 10.0
+_STAGES = ("produce", "full_path_produce", "publish", "consume", "consume_no_effect")
+_CPU_ROLES = ("producer", "relay", "consumers", "postgres", "redis", "other")
+METRICS = (
+    "bus/background_cpu_pct",
+    "bus/events_per_s",
+    *(f"bus/{stage}_per_s" for stage in _STAGES),
+    "bus/full_path_cpu_busy_pct",
+    *(
+        f"bus/{kind}_{m}"
+        for kind in ("e2e", "e2e_light")
+        for m in ("p50_ms", "p99_ms", "max_ms", "rate_per_s")
+    ),
+    "bus/e2e_cpu_busy_pct",
+    *(f"bus/{run}_cpu_us_per_event_{role}" for run in ("full_path", "e2e") for role in _CPU_ROLES),
+)
 
 SETTINGS: dict[str, Any] = {
     "events": EVENTS,
