@@ -71,8 +71,7 @@ class Consumer(Generic[D]):
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
-        await self._ensure_groups()
-        await self._drain_own_pending()
+        await self._start(stop)
         next_claim = 0.0
         while not stop.is_set():
             try:
@@ -89,6 +88,17 @@ class Consumer(Generic[D]):
                 await self._ensure_groups()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("consumer %s: Redis unavailable (%s); retrying", cfg.name, exc)
+                await asyncio.sleep(0.5)
+
+    async def _start(self, stop: asyncio.Event) -> None:
+        """Groups, then this consumer's own pending entries; Redis may be restarting as we start."""
+        while not stop.is_set():
+            try:
+                await self._ensure_groups()
+                await self._drain_own_pending()
+                return
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("consumer %s: Redis unavailable at start (%s); retrying", self.config.name, exc)
                 await asyncio.sleep(0.5)
 
     async def read_once(self, *, block_ms: int | None = None) -> int:
