@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -88,6 +89,11 @@ class Consumer(Generic[D]):
                 await self._ensure_groups()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("consumer %s: Redis unavailable (%s); retrying", cfg.name, exc)
+                await asyncio.sleep(0.5)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+                # Postgres restarting or failing over: entries read but not acknowledged stay
+                # pending and are handled again once it answers.
+                log.warning("consumer %s: Postgres unavailable (%r); retrying", cfg.name, exc)
                 await asyncio.sleep(0.5)
 
     async def _start(self, stop: asyncio.Event) -> None:
