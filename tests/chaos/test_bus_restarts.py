@@ -1,5 +1,5 @@
-"""A bus consumer keeps running through a Postgres restart: entries it could not handle while
-Postgres was away are handled once it is back, each exactly once."""
+"""A bus consumer and an outbox relay keep running through a Postgres restart: events committed
+before and after it are published and handled once it is back, each exactly once."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from shared.events import DOMAIN_STREAMS
 from shared.ids import uuid7
 from shared.migrations import migrate
 from tests.conftest import REPO
-from tests.integration.bushelp import commit_pings, effect_counts, eventually, publish_all
+from tests.integration.bushelp import commit_pings, effect_counts, eventually
 from tests.integration.busproc import effects_registry
 
 
@@ -67,15 +67,15 @@ async def test_consumer_survives_a_postgres_restart(
     c = Consumer(redis, pool, config, effects_registry(0, "survivor"), None)
     stop = asyncio.Event()
     task = asyncio.create_task(c.run(stop))
-    relay = OutboxRelay(pool, redis, schema=schema, batch_size=50)
+    relay = OutboxRelay(pool, redis, schema=schema, batch_size=50, poll_interval=0.2)
+    relaying = asyncio.create_task(relay.run(stop))
     try:
         before = await commit_pings(pool, 30)
-        await publish_all(relay)
         await asyncio.to_thread(stack.restart_postgres)
         await asyncio.sleep(1)
-        assert not task.done(), task.exception() if task.done() else None
+        for t in (task, relaying):
+            assert not t.done(), t.exception() if t.done() else None
         after = await _retry(lambda: commit_pings(pool, 30))
-        await _retry(lambda: publish_all(relay))
         sent = {e.id for e in before} | {e.id for e in after}  # type: ignore[attr-defined]
 
         async def all_once() -> bool:
@@ -85,8 +85,8 @@ async def test_consumer_survives_a_postgres_restart(
         await eventually(all_once, 60)
         counts = await effect_counts(pool)
         assert all(n == 1 for n in counts.values()), counts
-        assert not task.done()
+        assert not task.done() and not relaying.done()
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(asyncio.gather(task, relaying), 10)
     print(f"\n[chaos] bus consumer through a Postgres restart: {len(sent)} events, each applied once")
