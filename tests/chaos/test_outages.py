@@ -5,6 +5,7 @@ at once while an upstream is away, recovers when it returns, and keeps no connec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -170,8 +171,11 @@ def upstream(platform: Platform) -> Iterator[tuple[Proc, Proc]]:
 
 
 def _sockets(pid: int) -> int:
-    fds = os.listdir(f"/proc/{pid}/fd")
-    return sum(1 for fd in fds if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):  # closed while we looked
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    return count
 
 
 async def _load(base: str, path: str, n: int, token: str) -> tuple[Counter[int], float]:
