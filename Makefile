@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-compose lint unit bench soak venv clean
+.PHONY: run test test-long test-compose lint unit bench soak venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,15 +22,23 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Separate sessions: the bus and peer tests restart and wipe Redis, and the usage suite flushes
-# the platform's Redis on purpose; neither may run under another suite's platform. The compose
-# suite runs last, when Docker is there or can be started (it says plainly when not).
+# Separate sessions: the bus and peer tests restart and wipe Redis, the usage suite flushes the
+# platform's Redis on purpose, and the chaos suite kills processes and restarts Redis and Postgres;
+# none may run under another suite's platform. The compose suite runs last, when Docker is there or
+# can be started (it says plainly when not).
 test: lint
 	$(BIN)/pytest -q tests/unit tests/integration tests/ops
 	$(BIN)/pytest -q tests/usage
 	$(BIN)/pytest -q --ignore=tests/unit --ignore=tests/integration --ignore=tests/ops --ignore=tests/usage \
-		--ignore=tests/compose
+		--ignore=tests/compose --ignore=tests/security --ignore=tests/chaos
+	$(BIN)/pytest -q tests/security
+	$(BIN)/pytest -q tests/chaos
 	infra/compose/test.sh --if-possible
+
+# The security and chaos suites at full size (docs/reliability.md): more events, more fuzzing.
+test-long: venv
+	CATALYTIC_LONG=1 $(BIN)/pytest -q tests/security
+	CATALYTIC_LONG=1 $(BIN)/pytest -q tests/chaos
 
 # compose.yaml for real: images (official, or built offline), up --wait, tests/compose, down.
 test-compose: venv

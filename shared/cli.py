@@ -33,6 +33,9 @@ def _serve(args: argparse.Namespace) -> None:
         http="httptools",
         timeout_graceful_shutdown=10,
         server_header=False,
+        # uvicorn would otherwise believe X-Forwarded-For from any local peer and rewrite the
+        # client address itself; the gateway applies GATEWAY_TRUSTED_PROXIES, nothing else may.
+        proxy_headers=False,
     )
 
 

@@ -75,3 +75,9 @@ class PaymentProviderError(AppError):
     status = 502
     code = "payment_provider_error"
     title = "Stripe refused the request"
+
+
+class ServiceCallerRequired(AppError):
+    status = 403
+    code = "service_caller_required"
+    title = "Only platform services may call this"

@@ -7,7 +7,9 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, post
 
+from services.billing.errors import ServiceCallerRequired
 from shared import context
+from shared.auth.assertion import Caller
 from shared.bus import add_event
 from shared.db import Connection
 from shared.events import BillingPing, new_event
@@ -26,7 +28,10 @@ class PlatformController(Controller):
     tags = ["platform"]
 
     @post("/ping", status_code=202)
-    async def ping(self, data: PingIn, tx: Connection) -> PingOut:
+    async def ping(self, data: PingIn, caller: Caller, tx: Connection) -> PingOut:
+        # It writes to the outbox (and so to the audit log): only the platform's own checks may.
+        if caller.kind != "service":
+            raise ServiceCallerRequired()
         event = new_event(
             BillingPing(note=data.note[:200]), tenant_id=None, correlation_id=context.correlation_id.get()
         )

@@ -159,10 +159,18 @@ async def enqueue_replay(queue: ArqRedis, delivery_id: UUID) -> str:
 
 
 def functions(settings: NotifierSettings) -> list[Function]:
+    # Explicit timeouts, not arq's 300 s default: a job held by a worker that was killed runs again
+    # only when its in-progress mark expires (the longest timeout + 10 s). An SMTP send is a handful
+    # of steps of at most smtp_timeout each; a webhook attempt is one request.
     return [
         # A few tries beyond the backoff, for our own trouble (database down) on top.
-        func(send_email, name="send_email", max_tries=len(settings.email_backoff) + 4),
-        func(deliver_webhook, name="deliver_webhook", max_tries=5),
+        func(
+            send_email,
+            name="send_email",
+            max_tries=len(settings.email_backoff) + 4,
+            timeout=8 * settings.smtp_timeout,
+        ),
+        func(deliver_webhook, name="deliver_webhook", max_tries=5, timeout=2 * settings.webhook_timeout + 10),
     ]
 
 

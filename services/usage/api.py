@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, get
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -29,6 +31,18 @@ From = Annotated[str | None, Parameter(query="from", description="ISO 8601 date 
 To = Annotated[str | None, Parameter(query="to", description="ISO 8601, exclusive (default: now)")]
 Actor = Annotated[str | None, Parameter(description="actor id (user or API key) or kind (system, stripe)")]
 Action = Annotated[str | None, Parameter(description="event type, or a prefix ending in *")]
+
+
+@dataclass
+class _ExportOperation(Operation):
+    """The export streams NDJSON or CSV (by `format`); say so instead of the inferred JSON."""
+
+    def __post_init__(self) -> None:
+        text = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+        content = {media.split(";")[0]: text for media in export.MEDIA_TYPES.values()}
+        self.responses = {
+            "200": OpenAPIResponse(description="The audit log, one entry per line", content=content)
+        }
 
 
 class UsageController(Controller):
@@ -74,7 +88,7 @@ class AuditController(Controller):
         where = service.audit_filter(actor, action, start, end)
         return await service.audit_page(tx, admin.tenant_id, where, cursor, limit)
 
-    @get("/export")
+    @get("/export", operation_class=_ExportOperation)
     async def export_audit_logs(
         self,
         admin: Caller,

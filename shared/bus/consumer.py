@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
@@ -73,8 +74,7 @@ class Consumer(Generic[D]):
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
-        await self._ensure_groups()
-        await self._drain_own_pending()
+        await self._start(stop)
         next_claim = 0.0
         while not stop.is_set():
             try:
@@ -92,10 +92,26 @@ class Consumer(Generic[D]):
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("consumer %s: Redis unavailable (%s); retrying", cfg.name, exc)
                 await asyncio.sleep(0.5)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+                # Postgres restarting or failing over: entries read but not acknowledged stay
+                # pending and are handled again once it answers.
+                log.warning("consumer %s: Postgres unavailable (%r); retrying", cfg.name, exc)
+                await asyncio.sleep(0.5)
         try:
             await self.flush_acks()
         except (RedisError, OSError) as exc:  # left pending: redelivered, and the inbox skips them
             log.warning("consumer %s: could not acknowledge on stop (%s)", cfg.name, exc)
+
+    async def _start(self, stop: asyncio.Event) -> None:
+        """Groups, then this consumer's own pending entries; Redis may be restarting as we start."""
+        while not stop.is_set():
+            try:
+                await self._ensure_groups()
+                await self._drain_own_pending()
+                return
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("consumer %s: Redis unavailable at start (%s); retrying", self.config.name, exc)
+                await asyncio.sleep(0.5)
 
     async def read_once(self, *, block_ms: int | None = None) -> int:
         """Read new entries for this consumer and handle them; return how many were read."""

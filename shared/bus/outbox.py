@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+import asyncpg
 from asyncpg import Record
 from asyncpg.pool import PoolConnectionProxy
 from redis.asyncio import Redis
@@ -123,9 +124,10 @@ class OutboxRelay:
                     if time.monotonic() - last_maintenance > self.trim_interval:
                         last_maintenance = time.monotonic()
                         await self._maintain()
-                        if listener is None or listener.is_closed():
+                        if _gone(listener):
+                            await self._drop(listener)
                             listener = await self._listen()
-                except (TimeoutError, OSError, ConnectionError) as exc:
+                except (TimeoutError, OSError, ConnectionError, *PG_UNAVAILABLE) as exc:
                     log.warning("relay pass failed, retrying: %s", exc)
                     published = 0
                     await asyncio.sleep(self.poll_interval)
@@ -134,15 +136,22 @@ class OutboxRelay:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
-            if listener is not None and not listener.is_closed():
-                await listener.remove_listener(self._channel, self._on_notify)
-                await release_listener(self.pool, listener)
+            if listener is not None and not _gone(listener):
+                with contextlib.suppress(OSError, *PG_UNAVAILABLE):
+                    await listener.remove_listener(self._channel, self._on_notify)
+                    await release_listener(self.pool, listener)
+
+    async def _drop(self, listener: PoolConnectionProxy[Record] | None) -> None:
+        """Hand a dead LISTEN connection back, so the pool replaces it instead of losing the slot."""
+        if listener is not None:
+            with contextlib.suppress(OSError, *PG_UNAVAILABLE):
+                await self.pool.release(listener)
 
     async def _listen(self) -> PoolConnectionProxy[Record] | None:
         """A dedicated connection LISTENs for inserts; polling covers a lost notification."""
         try:
             conn = await self.pool.acquire()
-        except (OSError, ConnectionError) as exc:
+        except (OSError, ConnectionError, *PG_UNAVAILABLE) as exc:
             log.warning("relay runs on polling only: %s", exc)
             return None
         await conn.add_listener(self._channel, self._on_notify)
@@ -159,3 +168,16 @@ class OutboxRelay:
         await self.prune()
         for stream in self._streams:
             await trim_consumed(self.redis, stream)
+
+
+# Postgres restarting or failing over: the relay polls on and LISTENs again once it answers.
+PG_UNAVAILABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+def _gone(listener: PoolConnectionProxy[Record] | None) -> bool:
+    if listener is None:
+        return True
+    try:
+        return listener.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back after it broke
+        return True

@@ -42,7 +42,9 @@ def _produce(platform: Platform, producer: str) -> tuple[str, str]:
     corr = f"corr-{producer}-0001"
     if producer == "billing":
         sent = httpx.post(
-            f"{platform.url(producer)}/internal/ping", json={"note": "hello"}, headers={"X-Request-ID": corr}
+            f"{platform.url(producer)}/internal/ping",
+            json={"note": "hello"},
+            headers={**as_service("billing"), "X-Request-ID": corr},
         )
         assert sent.status_code == 202, sent.text
         return sent.json()["event_id"], "billing.ping"

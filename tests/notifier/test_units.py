@@ -230,3 +230,13 @@ async def test_production_requires_https_for_webhooks() -> None:
     with pytest.raises(WebhookUrlInvalid, match="https"):
         await check_url(deps, "http://93.184.216.34/hook")
     assert await check_url(deps, "https://93.184.216.34/hook") == "https://93.184.216.34/hook"
+
+
+def test_jobs_of_a_killed_worker_come_back_within_minutes() -> None:
+    # arq runs a job again once its in-progress mark expires: the longest job timeout + 10 s.
+    from services.notifier.jobs import functions
+
+    settings = NotifierSettings()
+    timeouts = [f.timeout_s for f in functions(settings)]
+    assert all(t is not None and t > settings.smtp_timeout for t in timeouts)
+    assert max(t or 0 for t in timeouts) + 10 <= 150  # arq's default would be 310 s

@@ -82,6 +82,7 @@ async def test_wildcard_types_and_the_type_list(http: httpx.AsyncClient) -> None
         ({"url": HOOK, "event_types": []}, "invalid_input"),
         ({"url": HOOK, "surprise": 1}, "invalid_input"),
         ({"url": "x" * 3000}, "invalid_input"),
+        ({"url": HOOK, "description": "nul\x00byte"}, "invalid_input"),  # Postgres text cannot hold it
         ({}, "invalid_input"),
     ],
 )

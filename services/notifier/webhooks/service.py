@@ -35,7 +35,8 @@ MAX_ROTATION_OVERLAP = 7 * 86_400.0
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 EventTypes = Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=100)]
-Description = Annotated[str, msgspec.Meta(max_length=500)]
+# Postgres text cannot hold NUL: refuse it here (422) rather than fail at the INSERT (500).
+Description = Annotated[str, msgspec.Meta(max_length=500, pattern=r"^[^\x00]*$")]
 
 
 class EndpointIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
