@@ -20,6 +20,16 @@ else:
     Pool = asyncpg.Pool
 
 
+# Postgres unreachable, restarting or shutting down: worth a retry or a 503, unlike a query's
+# own error (OSError covers refused connections and timeouts).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
+
+
 async def _init_connection(conn: Any) -> None:
     # jsonb columns round-trip through msgspec: faster than json and keeps Structs encodable.
     await conn.set_type_codec(

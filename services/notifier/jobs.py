@@ -27,11 +27,12 @@ from services.notifier.mail import sender
 from services.notifier.mail import service as mail
 from services.notifier.repository import emails as emails_repo
 from services.notifier.repository import webhooks as hooks_repo
+from services.notifier.repository.emails import EmailRow
 from services.notifier.settings import NotifierSettings
 from services.notifier.webhooks import service as hooks
 from services.notifier.webhooks.client import WebhookClient
 from shared import jobs
-from shared.db import Pool, transaction
+from shared.db import UNAVAILABLE, Pool, transaction
 from shared.http.app import Resources
 from shared.ids import uuid7
 
@@ -41,6 +42,7 @@ SERVICE = "notifier"
 BATCH = 500
 STALE_AFTER_S = 120.0  # a row queued this long ago without progress gets its job enqueued again
 TROUBLE_RETRY_S = 30.0  # our own trouble (database down): try the job again after this
+RECORD_PATIENCE_S = 30.0  # how long a sent email waits for Postgres to record it (within the job timeout)
 
 
 def email_job_id(email_id: UUID) -> str:
@@ -104,8 +106,24 @@ async def _send_email(resources: Resources, email_id: UUID) -> float | None:
     result = await sender.send(deps.settings, mail.opened(deps, row), row.recipient)
     if result.outcome != "sent":
         log.warning("email %s to %s: %s (%s)", row.id, row.template, result.outcome, result.detail)
-    async with transaction(pool) as tx:
-        return await mail.record(tx, deps, row, result)
+    return await _record(pool, deps, row, result)
+
+
+async def _record(pool: Pool, deps: Deps, row: EmailRow, result: sender.SendResult) -> float | None:
+    """Write the outcome down, waiting out a Postgres restart: a job run again would send again.
+
+    What is left is a crash between the relay's 250 and this commit; the retry then sends the
+    same stored message, with the same Message-ID, which receiving systems use to drop repeats."""
+    deadline = time.monotonic() + RECORD_PATIENCE_S
+    while True:
+        try:
+            async with transaction(pool) as tx:
+                return await mail.record(tx, deps, row, result)
+        except UNAVAILABLE as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("email %s: sent, but Postgres is unavailable (%r); recording again", row.id, exc)
+            await asyncio.sleep(0.5)
 
 
 # --- webhooks ---------------------------------------------------------------------------
@@ -161,14 +179,15 @@ async def enqueue_replay(queue: ArqRedis, delivery_id: UUID) -> str:
 def functions(settings: NotifierSettings) -> list[Function]:
     # Explicit timeouts, not arq's 300 s default: a job held by a worker that was killed runs again
     # only when its in-progress mark expires (the longest timeout + 10 s). An SMTP send is a handful
-    # of steps of at most smtp_timeout each; a webhook attempt is one request.
+    # of steps of at most smtp_timeout each, then the wait to record it; a webhook attempt is one
+    # request.
     return [
         # A few tries beyond the backoff, for our own trouble (database down) on top.
         func(
             send_email,
             name="send_email",
             max_tries=len(settings.email_backoff) + 4,
-            timeout=8 * settings.smtp_timeout,
+            timeout=8 * settings.smtp_timeout + RECORD_PATIENCE_S,
         ),
         func(deliver_webhook, name="deliver_webhook", max_tries=5, timeout=2 * settings.webhook_timeout + 10),
     ]

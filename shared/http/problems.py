@@ -8,9 +8,12 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import context
-from shared.errors import AppError
+from shared.db import UNAVAILABLE
+from shared.errors import AppError, Unavailable
 
 log = logging.getLogger("catalytic.http")
 
@@ -103,7 +106,15 @@ def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respons
     )
 
 
+def unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """A peer (Postgres restarting, Redis gone) is down: a retry soon is the client's right move."""
+    log.warning("%s %s: a peer is unavailable (%r)", request.method, request.url.path, exc)
+    message = "A backing service is briefly unavailable; retry shortly."
+    return app_error(request, Unavailable(message, headers={"Retry-After": "1"}))
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    **dict.fromkeys((*UNAVAILABLE, RedisConnectionError, RedisTimeoutError), unavailable),
     AppError: app_error,
     ValidationException: validation_error,
     HTTPException: http_error,

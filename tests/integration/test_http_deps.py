@@ -71,3 +71,32 @@ async def test_refused_requests_leave_no_open_transaction(peers: DevEnv, tmp_pat
         finally:
             await conn.close()
         assert stuck == 0
+
+
+@get("/lose-connection")
+async def lose_connection(tx: Connection) -> dict[str, int]:
+    # Postgres ends this backend, as a restart or failover would.
+    await tx.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    return {"one": 1}
+
+
+async def test_a_lost_database_connection_answers_503_not_500(peers: DevEnv, tmp_path: Path) -> None:
+    keys.generate("test", tmp_path)
+    settings = CommonSettings(
+        database_url=peers.database_url,
+        redis_url=scratch_redis_url(peers),
+        assertion_public_key=(tmp_path / "assertion_public.pem").read_text(),
+    )
+    app = create_app(
+        service="losttest",
+        settings=settings,
+        route_handlers=[lose_connection],
+        schema="public",
+        dependencies=TX,
+    )
+    async with AsyncTestClient(app) as client:
+        resp = await client.get("/lose-connection")
+        assert resp.status_code == 503, resp.text
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        assert resp.json()["code"] == "unavailable"
+        assert resp.headers["retry-after"] == "1"
