@@ -59,8 +59,9 @@ def _principal(v: KeyVerification) -> Principal:
     )
 
 
-def cache_key(prefix: str, secret_hash: str) -> str:
-    return f"{prefix}:{secret_hash}"
+def cache_key(prefix: str, secret_hash: str, env: str) -> str:
+    # The env label is part of the key: a live key presented as `cc_test_…` is a different key.
+    return f"{prefix}:{secret_hash}:{env}"
 
 
 class ApiKeyAuthenticator:
@@ -92,7 +93,7 @@ class ApiKeyAuthenticator:
         parsed = apikeys.parse(presented)
         if parsed is None:
             raise ApiKeyInvalid("malformed API key")
-        key = cache_key(parsed.prefix, parsed.secret_hash)
+        key = cache_key(parsed.prefix, parsed.secret_hash, parsed.env)
         entry = self._local.get(key)
         if entry is not None and entry[1] > time.monotonic():
             principal = entry[0]
@@ -153,7 +154,7 @@ class ApiKeyAuthenticator:
     async def _ask_identity(self, parsed: apikeys.PresentedKey) -> KeyVerification | None:
         self.identity_calls += 1
         assertion = self._signer.sign(Caller(kind="service", aud="identity", exp=time.time() + 30))
-        body = {"prefix": parsed.prefix, "secret_hash": parsed.secret_hash}
+        body = {"env": parsed.env, "prefix": parsed.prefix, "secret_hash": parsed.secret_hash}
         try:
             async with self._http.post(
                 self.verify_url,
@@ -185,7 +186,7 @@ class ApiKeyAuthenticator:
             horizon = now - self.redis_ttl * 4
             self._revoked = {k: t for k, t in self._revoked.items() if t > horizon}
         if secret_hash:
-            doomed = [cache_key(prefix, secret_hash)]
+            doomed = [cache_key(prefix, secret_hash, env) for env in apikeys.ENVS]
         else:  # an event without the hash: find the key's entries by prefix (rare, so a scan is fine)
             doomed = [k for k in self._local if k.startswith(prefix + ":")]
             async for found in self._redis.scan_iter(f"gw:apikey:{prefix}:*"):

@@ -91,6 +91,7 @@ class ApiKeyIn(_In):
 
 
 class VerifyKeyIn(_In):
+    env: Literal["live", "test"]
     prefix: Annotated[str, Meta(pattern=r"^[a-z0-9]{12}$")]
     secret_hash: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 KeyEnv = Literal["live", "test"]
+ENVS: tuple[KeyEnv, ...] = ("live", "test")
 _FORMAT = re.compile(r"^cc_(live|test)_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 
 

@@ -15,7 +15,7 @@ from tests.support import anonymous, as_service
 def _verify(identity: Identity, full_key: str, headers: dict[str, str] | None = None) -> object:
     presented = apikeys.parse(full_key)
     assert presented is not None
-    body = {"prefix": presented.prefix, "secret_hash": presented.secret_hash}
+    body = {"env": presented.env, "prefix": presented.prefix, "secret_hash": presented.secret_hash}
     return identity.post(
         "/internal/api-keys/verify", body, headers if headers is not None else as_service("identity")
     )
@@ -127,9 +127,12 @@ def test_verification_is_for_the_gateway_only_and_exact(identity: Identity, owne
         assert resp.json()["code"] == "service_only"
     presented = apikeys.parse(made["key"])
     assert presented is not None
-    wrong = {"prefix": presented.prefix, "secret_hash": "0" * 64}
+    wrong = {"env": presented.env, "prefix": presented.prefix, "secret_hash": "0" * 64}
     assert identity.post("/internal/api-keys/verify", wrong, as_service("identity")).status_code == 401
-    unknown = {"prefix": "0123456789ab", "secret_hash": presented.secret_hash}
+    other_env = "test" if presented.env == "live" else "live"
+    relabelled = {"env": other_env, "prefix": presented.prefix, "secret_hash": presented.secret_hash}
+    assert identity.post("/internal/api-keys/verify", relabelled, as_service("identity")).status_code == 401
+    unknown = {"env": presented.env, "prefix": "0123456789ab", "secret_hash": presented.secret_hash}
     assert (
         identity.post("/internal/api-keys/verify", unknown, as_service("identity")).json()["code"]
         == "api_key_invalid"

@@ -2,7 +2,7 @@
 refused; nothing outside the key holder ever sees the secret, only its SHA-256.
 
 Constant time: neither side compares the secret itself. The gateway parses the key, hashes the
-secret and looks up `prefix:sha256` (its caches and Redis are keyed by the hash), and identity
+secret and looks up `prefix:sha256:env` (its caches and Redis are keyed by the hash), and identity
 compares hashes with hmac.compare_digest, against a dummy hash when the prefix is unknown. A timing
 measurement would be noise on a shared machine, so the test checks these structural facts."""
 
@@ -38,6 +38,9 @@ def test_bad_keys_are_refused(real: Stack, gateway: str) -> None:
         "wrong_secret": prefix + "_" + "A" * 43,
         "secret_one_char_off": good[:-1] + ("A" if good[-1] != "A" else "B"),
         "truncated": good[:-5],
+        "other_env_label": good.replace("cc_live_", "cc_test_", 1).replace("cc_test_", "cc_live_", 1)
+        if good.startswith("cc_test_")
+        else good.replace("cc_live_", "cc_test_", 1),
     }
     tried = 0
     for base in real.gateways:
@@ -77,12 +80,12 @@ def test_only_the_hash_of_the_secret_is_kept(real: Stack, gateway: str) -> None:
     rds = redis.Redis.from_url(real.redis_url)
     try:
         cached = [k.decode() for k in rds.scan_iter(f"gw:apikey:{prefix}:*")]
-        assert cached == [f"gw:apikey:{prefix}:{digest}"]
+        assert cached == [f"gw:apikey:{prefix}:{digest}:{key.split('_')[1]}"]
         for name in rds.scan_iter("*"):  # the whole Redis: no key name or string value holds the secret
             assert secret not in name.decode(errors="replace")
             if rds.type(name) == b"string":
                 assert secret.encode() not in (rds.get(name) or b"")
     finally:
         rds.close()
-    # Identity's verify endpoint itself takes only the prefix and the hash.
-    assert VerifyKeyIn.__struct_fields__ == ("prefix", "secret_hash")
+    # Identity's verify endpoint itself takes only the env label, the prefix and the hash.
+    assert VerifyKeyIn.__struct_fields__ == ("env", "prefix", "secret_hash")

@@ -73,7 +73,7 @@ async def verify(conn: Connection, caller: Caller, data: VerifyKeyIn) -> Verifie
     found = await keys.by_prefix(conn, data.prefix)
     stored = found[0].secret_hash if found else _NO_HASH
     matches = apikeys.same_hash(stored, data.secret_hash)
-    if found is None or not matches:
+    if found is None or not matches or found[0].env != data.env:
         raise ApiKeyInvalid()
     key, tenant_plan = found
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now()):
