@@ -111,9 +111,10 @@ class JwtAuthenticator:
             verifier = self._verifier
             if verifier is not None and verifier.knows(kid):
                 return verifier
-            # Unknown kids refetch at most every min_refetch seconds (once a second until first load),
-            # so a flood of forged kids cannot turn into a flood on identity.
-            wait = self.min_refetch if verifier is not None else 1.0
+            # Unknown kids refetch at most every min_refetch seconds, so a flood of forged kids cannot
+            # turn into a flood on identity. Until the first load (identity starting after us) ten
+            # tries a second at most: the first requests after start must not wait a whole second.
+            wait = self.min_refetch if verifier is not None else 0.1
             if time.monotonic() - self._fetched_at >= wait:
                 await self.refresh()
             if self._verifier is None:

@@ -29,8 +29,14 @@ from shared.http.app import Resources
 
 From = Annotated[str | None, Parameter(query="from", description="ISO 8601 date or date-time (UTC)")]
 To = Annotated[str | None, Parameter(query="to", description="ISO 8601, exclusive (default: now)")]
-Actor = Annotated[str | None, Parameter(description="actor id (user or API key) or kind (system, stripe)")]
-Action = Annotated[str | None, Parameter(description="event type, or a prefix ending in *")]
+# Postgres text cannot hold NUL: refused here (400) rather than failing the query (500) or, in the
+# export, breaking a stream already under way.
+_NO_NUL = r"^[^\x00]*$"
+_ACTOR = "actor id (user or API key) or kind (system, stripe)"
+Actor = Annotated[str | None, Parameter(description=_ACTOR, pattern=_NO_NUL, max_length=200)]
+Action = Annotated[
+    str | None, Parameter(description="event type, or a prefix ending in *", pattern=_NO_NUL, max_length=200)
+]
 
 
 @dataclass

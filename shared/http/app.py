@@ -24,6 +24,7 @@ from shared.auth.assertion import AssertionVerifier
 from shared.db import Pool, create_pool
 from shared.http import litestar_fix
 from shared.http.middleware import request_context
+from shared.http.openapi import document_problems
 from shared.http.problems import EXCEPTION_HANDLERS
 from shared.settings import CommonSettings, SettingsError
 
@@ -123,6 +124,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        document_problems(app)
         resources = Resources(settings=settings, redis=redis_client(settings.redis_url))
         if schema is not None:
             resources.pool = await create_pool(

@@ -16,15 +16,13 @@ import httpx
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from tests.gateway.support import bearer, mint, random_ip
 from tests.security.conftest import register
 
 EXAMPLES = 200 if os.environ.get("CATALYTIC_LONG") == "1" else 12
-# content_type_conformance is left out: every service documents its 4xx answers as
-# application/json (Litestar's default) while they are application/problem+json (docs/reliability.md).
-CHECKS = [not_a_server_error, response_schema_conformance]
+CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 
 def test_no_server_errors_and_answers_match_the_spec(gateway: str) -> None:

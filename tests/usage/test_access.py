@@ -115,6 +115,8 @@ async def test_api_keys_read_usage_and_admin_keys_read_the_audit_log(api: httpx.
         ("/audit-logs", {"from": "3000-13-01"}, "invalid_time"),
         ("/audit-logs/export", {"format": "xlsx"}, "invalid_input"),
         ("/audit-logs/export", {"from": "2026-02-01", "to": "2026-01-01"}, "invalid_range"),
+        ("/audit-logs", {"actor": "user\x00"}, "invalid_input"),
+        ("/audit-logs/export", {"action": "identity.\x00*"}, "invalid_input"),
     ],
 )
 async def test_bad_input_gets_a_problem_with_a_stable_code(
