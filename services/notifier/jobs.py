@@ -42,7 +42,7 @@ SERVICE = "notifier"
 BATCH = 500
 STALE_AFTER_S = 120.0  # a row queued this long ago without progress gets its job enqueued again
 TROUBLE_RETRY_S = 30.0  # our own trouble (database down): try the job again after this
-RECORD_PATIENCE_S = 30.0  # how long a sent email waits for Postgres to record it (within the job timeout)
+RECORD_PATIENCE_S = 20.0  # how long a sent email waits for Postgres to record it (within the job timeout)
 
 
 def email_job_id(email_id: UUID) -> str:
